@@ -1,0 +1,56 @@
+"""Effects yielded by integration workflows (sans-I/O).
+
+A workflow is a generator. It yields an effect and receives its result back via ``send`` (or an
+exception via ``throw``). The same workflow runs under the SimPy interpreter (virtual mode) and the
+asyncio + httpx interpreter (live mode); it never reads a clock or touches a socket itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request to a downstream system, by operation name (see each mock's route table)."""
+
+    system: str
+    operation: str
+    payload: Any = None
+    params: dict[str, str] = field(default_factory=dict)
+    idempotency_key: str | None = None
+    correlation_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Now:
+    """Ask the interpreter for the current time (simulated seconds since scenario start)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """Emit an internal event (metrics, business-exception queue, follow-up workflow triggers)."""
+
+    topic: str
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What a Call returns to the workflow: the downstream response after policies ran."""
+
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    attempts: int = 1
+
+
+Effect = Call | Sleep | Now | Publish
+Workflow = Generator[Effect, Any, Any]
