@@ -1,0 +1,84 @@
+"""Idempotency-Key handling after the IETF draft (draft-ietf-httpapi-idempotency-key-header).
+
+- first request with a key: processed, its response stored;
+- the same key and the same payload again: the stored response is replayed;
+- the same key while the first request is still in flight: 409 Conflict;
+- the same key with a different payload: 422 Unprocessable Content.
+
+Pure: time comes in as an argument, so the store works under SimPy time and wall time alike.
+Keys are scoped per client, as the draft recommends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from mocks.core.base import Response, error
+
+
+def fingerprint(op: str, body: Any) -> str:
+    raw = json.dumps([op, body], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@dataclass(slots=True)
+class _Record:
+    fingerprint: str
+    created: float
+    response: Response | None = None  # None while in flight
+
+
+class IdempotencyStore:
+    def __init__(self, ttl: float = 86400.0, max_keys: int = 1_000_000) -> None:
+        self.ttl = ttl
+        self.max_keys = max_keys
+        self._records: dict[tuple[str, str], _Record] = {}
+        self.replays = 0
+        self.conflicts = 0
+        self.mismatches = 0
+
+    def begin(self, client: str, key: str, fp: str, now: float) -> Response | None:
+        """None: go ahead and process (then ``complete`` or ``abandon``). Otherwise the answer."""
+        rec = self._records.get((client, key))
+        if rec is not None and now - rec.created > self.ttl:
+            del self._records[(client, key)]
+            rec = None
+        if rec is None:
+            if len(self._records) >= self.max_keys:
+                # Evict the oldest (dicts keep insertion order): bounded memory in long live runs.
+                self._records.pop(next(iter(self._records)))
+            self._records[(client, key)] = _Record(fp, now)
+            return None
+        if rec.fingerprint != fp:
+            self.mismatches += 1
+            return error(
+                422,
+                "idempotency_key_reused",
+                f"Idempotency-Key {key!r} was used with a different payload",
+                "Idempotency-Key",
+            )
+        if rec.response is None:
+            self.conflicts += 1
+            return error(409, "request_in_progress", f"a request with Idempotency-Key {key!r} is still being processed")
+        self.replays += 1
+        r = rec.response
+        return Response(r.status, r.body, {**r.headers, "idempotent-replayed": "true"})
+
+    def complete(self, client: str, key: str, resp: Response) -> None:
+        rec = self._records.get((client, key))
+        if rec is None:
+            return
+        if resp.status >= 500 or resp.status in (408, 409, 429):
+            # Failures that are not the outcome of processing are not stored: the client may retry.
+            del self._records[(client, key)]
+        else:
+            rec.response = resp
+
+    def abandon(self, client: str, key: str) -> None:
+        self._records.pop((client, key), None)
+
+    def clear(self) -> None:
+        self._records.clear()
