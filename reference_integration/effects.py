@@ -43,6 +43,21 @@ class Publish:
 
 
 @dataclass(frozen=True, slots=True)
+class StateGet:
+    """Read workflow state by key (durable in the live service); returns the value or None."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class StatePut:
+    """Write workflow state by key (value: JSON-serialisable)."""
+
+    key: str
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
 class Result:
     """What a Call returns to the workflow: the downstream response after policies ran."""
 
@@ -52,5 +67,5 @@ class Result:
     attempts: int = 1
 
 
-Effect = Call | Sleep | Now | Publish
+Effect = Call | Sleep | Now | Publish | StateGet | StatePut
 Workflow = Generator[Effect, Any, Any]
