@@ -41,6 +41,17 @@ class Streams:
             g = self._np[name] = np.random.default_rng(derive_seed(self.seed, "np:" + name))
         return g
 
+    def fresh_np(self, name: str) -> np.random.Generator:
+        """A new Generator at the start of stream ``name`` (same draws as ``np(name)`` from scratch).
+
+        For consumers that may replay their draws (e.g. iterating demand twice), unaffected by
+        whoever else has used ``np(name)``."""
+        return np.random.default_rng(derive_seed(self.seed, "np:" + name))
+
+    def fresh_py(self, name: str) -> random.Random:
+        """A new ``random.Random`` at the start of stream ``name``."""
+        return random.Random(derive_seed(self.seed, name))
+
     def child(self, name: str) -> Streams:
         """A sub-factory whose streams are namespaced, e.g. per replication."""
         return Streams(derive_seed(self.seed, "child:" + name) % (2**63))

@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from sim.distributions import Distribution, Fixed, Lognormal
+from sim.distributions import KINDS, Distribution, Fixed, Lognormal
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -422,6 +422,32 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader without YAML 1.1 base-60 numbers: ``cutoff: 15:00`` must stay the string "15:00"
+    (PyYAML would read it as the integer 900, i.e. 00:15)."""
+
+
+def _no_base60(rx: re.Pattern[str]) -> re.Pattern[str]:
+    # PyYAML's int/float patterns are verbose regexes with one alternative per line.
+    # Drop the base-60 alternatives (they contain "(?::"), keeping a closing ")$" if one ends there.
+    lines = [(")$" if ln.endswith(")$") else "") if "(?::" in ln else ln for ln in rx.pattern.split("\n")]
+    return re.compile("\n".join(lines), rx.flags)
+
+
+_Loader.yaml_implicit_resolvers = {
+    ch: [
+        (tag, _no_base60(rx)) if tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float") else (tag, rx)
+        for tag, rx in resolvers
+    ]
+    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def yaml_load(text: str) -> Any:
+    """``yaml.safe_load`` minus base-60 numbers (see ``_Loader``)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def _read_yaml(path: Path, label: str) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -430,7 +456,7 @@ def _read_yaml(path: Path, label: str) -> dict[str, Any]:
     except OSError as e:
         raise ScenarioError([f"{label}: cannot read: {e.strerror}"]) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -449,14 +475,18 @@ def load_raw(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     label = str(path)
     rp = p.resolve()
     if rp in _seen:
-        raise ScenarioError([f"{label}: extends: circular reference"])
+        chain = " -> ".join(q.name for q in (*_seen[_seen.index(rp) :], rp))
+        raise ScenarioError([f"{label}: extends: circular reference ({chain})"])
     data = _read_yaml(p, label)
     parent = data.pop("extends", None)
     if parent is None:
         return data
     if not isinstance(parent, str):
         raise ScenarioError([f"{label}: extends: must be a file path, got {parent!r}"])
-    base = load_raw(p.parent / parent, (*_seen, rp))
+    parent_path = p.parent / parent
+    if not parent_path.exists():
+        raise ScenarioError([f"{label}: extends: file not found, got {parent!r} (looked for {parent_path})"])
+    base = load_raw(parent_path, (*_seen, rp))
     return _deep_merge(base, data)
 
 
@@ -469,7 +499,7 @@ def apply_set(data: dict[str, Any], assignment: str) -> dict[str, Any]:
     if not key or any(not part for part in key.split(".")):
         raise ScenarioError([f"--set {assignment!r}: empty key"])
     try:
-        value = yaml.safe_load(raw)
+        value = yaml_load(raw)
     except yaml.YAMLError:
         value = raw
     out = copy.deepcopy(data)
@@ -527,6 +557,11 @@ def format_validation_error(label: str, err: ValidationError) -> list[str]:
         typ = e["type"]
         if typ == "extra_forbidden":
             msg = "unknown key"
+        elif typ == "union_tag_invalid":
+            loc = f"{loc}.kind"
+            msg = f"unknown distribution kind {e['ctx']['tag']!r}; expected one of {KINDS}"
+        elif typ == "union_tag_not_found":
+            msg = f"a distribution needs kind (one of {KINDS}) or a plain number"
         elif typ == "missing":
             msg = "required but missing"
         elif msg.startswith("Value error, "):
@@ -535,7 +570,7 @@ def format_validation_error(label: str, err: ValidationError) -> list[str]:
             msg = msg.replace("Input should be", "must be")
             for words, sym in _COMPARISONS.items():
                 msg = msg.replace(words, sym)
-        if typ != "missing" and "got" not in msg and not isinstance(e.get("input"), dict):
+        if typ not in ("missing", "union_tag_invalid") and "got" not in msg and not isinstance(e.get("input"), dict):
             msg = f"{msg}, got {_got(e.get('input'))}"
         problems.append(f"{label}: {loc}: {msg}")
     return problems

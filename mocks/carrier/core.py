@@ -1,0 +1,210 @@
+"""Carrier domain core: rate quotes, labels (shipments) and tracking, fed by the carrier network.
+
+Shipments are handed to ``sim.world.carrier.CarrierNetwork``, whose pickups and transit report
+scan events back here: each becomes a ledger entry and a ``tracking.update`` webhook. No dedup by
+``shipperReference``: two labels for one order are two parcels, and the ledger shows both.
+
+Event times are rendered in the carrier's own offset (``CARRIER_UTC_OFFSET_H``, -05:00), not UTC,
+as parcel carriers report local scan times: an integration must compare instants, not strings.
+Rate limits are not modelled here: the gateway applies ``ApiProfile.rate_limit`` generically;
+scenarios should give the carrier ``rate_limit: {requests: 1400, per: 10s}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import simpy
+
+from mocks.carrier.schemas import RateRequest, ShipmentCreate, parse
+from mocks.core.base import Emit, Request, Response, Route, SystemCore, error
+from mocks.ledger import Ledger
+from sim.calendar import Calendar
+from sim.masterdata import MasterData
+from sim.rng import Streams
+from sim.scenario import Scenario
+from sim.world.carrier import CarrierNetwork, Parcel
+from sim.world.warehouse import DayClock
+
+CARRIER_UTC_OFFSET_H = -5.0
+SHIPPER_ACCOUNT = "TW4X7A"  # 6 chars of the tracking number, as in a UPS shipper number
+SERVICE_CODES = {"NEXT_DAY": "01", "2DAY": "02", "GROUND": "03"}
+# (base charge, per-lb charge) per service; the zone stretches the per-lb part.
+_TARIFF = {"GROUND": (8.50, 0.95), "2DAY": (14.00, 1.60), "NEXT_DAY": (24.00, 2.75)}
+_EVENTS = {
+    "PU": ("PICKED_UP", "Picked up by carrier at shipper dock", "shipment.picked_up"),
+    "IT": ("IN_TRANSIT", "Departed carrier facility", "shipment.in_transit"),
+    "EX": ("EXCEPTION", "Delivery attempted, receiver unavailable; will retry next business day", "shipment.exception"),
+    "DL": ("DELIVERED", "Delivered", "shipment.delivered"),
+}
+
+
+def postal_prefix(postal_code: str) -> int:
+    """0..999 locating a postal code: the US 3-digit prefix, else a stable hash (never random)."""
+    digits = postal_code.strip()[:3]
+    if len(digits) == 3 and digits.isdigit():
+        return int(digits)
+    return int.from_bytes(hashlib.sha256(postal_code.strip().upper().encode()).digest()[:4], "big") % 1000
+
+
+def zone(from_postal: str, to_postal: str) -> int:
+    """Distance band 2..8, like US parcel zones: from how far apart the 3-digit prefixes are."""
+    return 2 + min(6, abs(postal_prefix(from_postal) - postal_prefix(to_postal)) // 100)
+
+
+def quote(service: str, weight_lb: float, z: int) -> float:
+    base, per_lb = _TARIFF[service]
+    return round(base + per_lb * weight_lb * (1 + 0.15 * (z - 2)), 2)
+
+
+def transit_days(service: str, z: int) -> int:
+    return {"NEXT_DAY": 1, "2DAY": 2}.get(service, min(5, max(1, z - 1)))
+
+
+def check_digit(body: str) -> str:
+    """Mod-10 check digit over the characters (letters by their ordinal), so a typo is detectable."""
+    return str(sum((ord(ch) if not ch.isdigit() else int(ch)) * (2 if i % 2 else 1) for i, ch in enumerate(body)) % 10)
+
+
+@dataclass(slots=True)
+class Shipment:
+    tracking_number: str
+    shipper_reference: str
+    service: str
+    ship_to: dict[str, Any]
+    weights_lb: list[float]
+    created: float
+    pickup_date: str | None
+    status: str = "LABEL_CREATED"
+    events: list[tuple[str, float]] = field(default_factory=list)  # (code, simulated time)
+
+    @property
+    def weight_lb(self) -> float:
+        return round(sum(self.weights_lb), 2)
+
+
+class CarrierCore(SystemCore):
+    system = "carrier"
+    routes = {
+        "get_rates": Route("POST", "/v1/rates"),
+        "create_shipment": Route("POST", "/v1/shipments", mutating=True),
+        "get_tracking": Route("GET", "/v1/tracking/{trackingNumber}"),
+    }
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        md: MasterData,
+        scenario: Scenario,
+        streams: Streams,
+        ledger: Ledger | None = None,
+        emit: Emit | None = None,
+    ) -> None:
+        super().__init__(env, ledger, emit)
+        self.md = md
+        self.scenario = scenario
+        self.calendar = Calendar.from_scenario(scenario)
+        self.clock = DayClock.of(scenario.start)
+        self.network = CarrierNetwork(env, scenario.carrier, streams, clock=self.clock, observer=self._on_scan)
+        self.shipments: dict[str, Shipment] = {}
+        self._seq = itertools.count(1)
+        self._origin = md.warehouses[0].address.postal_code if md.warehouses else "00000"
+
+    # -- operations ----------------------------------------------------------------------------
+    def op_get_rates(self, req: Request) -> Response:
+        body = parse(RateRequest, req.body)
+        if isinstance(body, Response):
+            return body
+        z = zone(body.shipFrom.postalCode, body.shipTo.postalCode)
+        # Billed per started pound of each package, as parcel carriers do.
+        lb = sum(math.ceil(p.weightLb) for p in body.packages)
+        rates = [
+            {"service": s, "amount": quote(s, lb, z), "currency": "USD", "transitDays": transit_days(s, z)}
+            for s in _TARIFF
+        ]
+        return Response(200, {"rates": rates})
+
+    def op_create_shipment(self, req: Request) -> Response:
+        body = parse(ShipmentCreate, req.body)
+        if isinstance(body, Response):
+            return body
+        n = next(self._seq)
+        digits = f"{n:07d}"[-7:]
+        stem = SHIPPER_ACCOUNT + SERVICE_CODES[body.service] + digits
+        tn = "1Z" + stem + check_digit(stem)
+        pickup = self.network.next_pickup(self.env.now)
+        sh = Shipment(
+            tracking_number=tn,
+            shipper_reference=body.shipperReference,
+            service=body.service,
+            ship_to=body.shipTo.model_dump(exclude_none=True),
+            weights_lb=[p.weightLb for p in body.packages],
+            created=self.env.now,
+            pickup_date=None if pickup is None else self.calendar.iso_date(pickup),
+        )
+        self.shipments[tn] = sh
+        self.record(
+            req,
+            "shipment.created",
+            tn,
+            ref=sh.shipper_reference,
+            tracking_number=tn,
+            weight_lb=sh.weight_lb,
+            service=sh.service,
+            packages=len(sh.weights_lb),
+        )
+        self.network.register(tn, sh)
+        label = f"^XA^FO50,50^A0N,40,40^FD{tn}^FS^FO50,120^BCN,100,Y,N,N^FD{tn}^FS^XZ"
+        return Response(201, {"trackingNumber": tn, "labelFormat": "ZPL", "label": label, "pickupDate": sh.pickup_date})
+
+    def op_get_tracking(self, req: Request) -> Response:
+        tn = req.params.get("trackingNumber", "")
+        sh = self.shipments.get(tn)
+        if sh is None:
+            return error(404, "not_found", f"tracking number {tn!r} not found", "trackingNumber")
+        return Response(200, self.public(sh))
+
+    # -- views ---------------------------------------------------------------------------------
+    def event_time(self, t: float) -> str:
+        return self.calendar.rfc3339(t, CARRIER_UTC_OFFSET_H)
+
+    def public(self, sh: Shipment) -> dict[str, Any]:
+        return {
+            "trackingNumber": sh.tracking_number,
+            "shipperReference": sh.shipper_reference,
+            "service": sh.service,
+            "status": sh.status,
+            "weightLb": sh.weight_lb,
+            "pickupDate": sh.pickup_date,
+            "events": [
+                {"eventCode": code, "description": _EVENTS[code][1], "eventTime": self.event_time(t)}
+                for code, t in sh.events
+            ],
+        }
+
+    # -- world callback ------------------------------------------------------------------------
+    def _on_scan(self, parcel: Parcel, code: str) -> None:
+        sh: Shipment = parcel.data
+        now = self.env.now
+        status, _, kind = _EVENTS[code]
+        sh.status = status
+        sh.events.append((code, now))
+        extra: dict[str, Any] = {}
+        if code == "DL":
+            extra["transit_s"] = now - (parcel.picked_up or now)
+        self.record(
+            None, kind, sh.tracking_number, ref=sh.shipper_reference, tracking_number=sh.tracking_number, **extra
+        )
+        self.new_event(
+            "tracking.update",
+            {
+                "trackingNumber": sh.tracking_number,
+                "shipperReference": sh.shipper_reference,
+                "eventCode": code,
+                "eventTime": self.event_time(now),
+            },
+        )

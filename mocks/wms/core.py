@@ -1,0 +1,260 @@
+"""WMS domain core: fulfilment orders released by the integration, worked by the warehouse floor.
+
+A created fulfilment joins the queue of ``sim.world.warehouse.Warehouse``; the floor reports the
+milestones back here, which records them in the ledger and emits the dialect's webhooks. The core
+does not deduplicate by ``client_reference``: a real WMS would happily pick the same order twice,
+and reconciliation must see such duplicates in the ledger.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import simpy
+
+from mocks.core.base import Emit, Request, Response, Route, SystemCore, error
+from mocks.ledger import Ledger
+from mocks.wms.schemas import FulfillmentCreate, ShipConfirm, parse
+from sim.calendar import Calendar
+from sim.masterdata import MasterData
+from sim.rng import Streams
+from sim.scenario import Scenario
+from sim.world.warehouse import DayClock, Job, Warehouse
+
+_FO = "/v1/fulfillment-orders"
+MAX_CARTON_KG = 30.0  # well under the parcel carrier's 150 lb per package
+MIN_CARTON_KG = 0.1  # a carton never weighs less than its packaging
+
+
+def cartons(weight_kg: float) -> list[dict[str, float]]:
+    """Pack an order's weight into the fewest equal cartons of at most ``MAX_CARTON_KG``, so every
+    package stays within what a parcel carrier accepts."""
+    n = max(1, math.ceil(weight_kg / MAX_CARTON_KG - 1e-9))
+    each = max(MIN_CARTON_KG, round(weight_kg / n, 3))
+    return [{"weight_kg": each} for _ in range(n)]
+
+
+@dataclass(slots=True)
+class Fulfilment:
+    fulfillment_id: str
+    client_reference: str
+    erp_order: str
+    warehouse: str
+    ship_to: dict[str, Any]
+    lines: list[tuple[str, int]]  # (sku, eaches)
+    weight_kg: float
+    requested_ship_date_ms: int | None
+    created: float
+    status: str = "released"
+    times: dict[str, float] = field(default_factory=dict)  # milestone -> simulated time
+    ship_day: int | None = None
+    carrier: str | None = None
+    tracking_number: str | None = None
+
+
+class WmsCore(SystemCore):
+    system = "wms"
+    routes = {
+        "create_fulfillment": Route("POST", _FO, mutating=True),
+        "get_fulfillment": Route("GET", _FO + "/{fulfillment_id}"),
+        "find_fulfillments": Route("GET", _FO),
+        "ship_confirm": Route("POST", _FO + "/{fulfillment_id}/ship-confirm", mutating=True),
+    }
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        md: MasterData,
+        scenario: Scenario,
+        streams: Streams,
+        ledger: Ledger | None = None,
+        emit: Emit | None = None,
+    ) -> None:
+        super().__init__(env, ledger, emit)
+        self.md = md
+        self.scenario = scenario
+        self.calendar = Calendar.from_scenario(scenario)
+        self.clock = DayClock.of(scenario.start)
+        self.warehouse = Warehouse(
+            env,
+            scenario.warehouse,
+            streams,
+            pickup_days=scenario.carrier.pickup_days,
+            clock=self.clock,
+            observer=self._on_milestone,
+        )
+        self.fulfilments: dict[str, Fulfilment] = {}
+        self._by_ref: dict[str, list[str]] = {}
+        self._ids = itertools.count(1)
+        self._warehouses = {w.code for w in md.warehouses} or {"WH01"}
+
+    # -- operations ----------------------------------------------------------------------------
+    def op_create_fulfillment(self, req: Request) -> Response:
+        body = parse(FulfillmentCreate, req.body)
+        if isinstance(body, Response):
+            return body
+        if body.warehouse not in self._warehouses:
+            known = ", ".join(sorted(self._warehouses))
+            return error(422, "unknown_warehouse", f"warehouse: {body.warehouse!r} is not one of {known}", "warehouse")
+        lines: list[tuple[str, int]] = []
+        weight = 0.0
+        for i, line in enumerate(body.lines):
+            if line.uom != "EA":
+                return error(
+                    422,
+                    "unsupported_uom",
+                    f"lines.{i}.uom: the WMS counts eaches only, got {line.uom!r}; convert to EA",
+                    f"lines.{i}.uom",
+                )
+            sku = self.md.by_sku.get(line.sku)
+            if sku is None:
+                return error(422, "unknown_sku", f"lines.{i}.sku: unknown SKU {line.sku!r}", f"lines.{i}.sku")
+            lines.append((line.sku, line.quantity))
+            weight += sku.weight_kg * line.quantity
+        fid = f"FO-{next(self._ids):06d}"
+        fo = Fulfilment(
+            fulfillment_id=fid,
+            client_reference=body.client_reference,
+            erp_order=body.erp_order,
+            warehouse=body.warehouse,
+            ship_to=body.ship_to.model_dump(exclude_none=True),
+            lines=lines,
+            weight_kg=round(weight, 3),
+            requested_ship_date_ms=body.requested_ship_date_ms,
+            created=self.env.now,
+        )
+        self.fulfilments[fid] = fo
+        self._by_ref.setdefault(fo.client_reference, []).append(fid)
+        self.record(
+            req,
+            "fulfilment.created",
+            fid,
+            ref=fo.client_reference,
+            fulfillment_id=fid,
+            erp_order=fo.erp_order,
+            lines=[[s, q] for s, q in lines],
+        )
+        self.warehouse.submit(fid, fo)
+        return Response(201, {"fulfillment_id": fid, "status": fo.status, "client_reference": fo.client_reference})
+
+    def op_get_fulfillment(self, req: Request) -> Response:
+        fo = self._find(req)
+        return fo if isinstance(fo, Response) else Response(200, self.public(fo))
+
+    def op_find_fulfillments(self, req: Request) -> Response:
+        ref = (req.params.get("client_reference") or "").strip()
+        if not ref:
+            return error(422, "validation_error", "client_reference: required but missing", "client_reference")
+        items = [self.public(self.fulfilments[f]) for f in self._by_ref.get(ref, [])]
+        return Response(200, {"items": items, "total": len(items)})
+
+    def op_ship_confirm(self, req: Request) -> Response:
+        fo = self._find(req)
+        if isinstance(fo, Response):
+            return fo
+        body = parse(ShipConfirm, req.body)
+        if isinstance(body, Response):
+            return body
+        if fo.status == "shipped":
+            if fo.tracking_number == body.tracking_number and fo.carrier == body.carrier:
+                return Response(200, self.public(fo))  # a repeated confirm changes nothing
+            return error(
+                409, "already_shipped", f"{fo.fulfillment_id} already shipped with tracking {fo.tracking_number}"
+            )
+        if fo.status != "ready_to_ship":
+            return error(409, "not_ready", f"{fo.fulfillment_id} is {fo.status}, not ready_to_ship yet")
+        fo.status = "shipped"
+        fo.times["shipped"] = self.env.now
+        fo.carrier, fo.tracking_number = body.carrier, body.tracking_number
+        self.record(
+            req,
+            "fulfilment.shipped",
+            fo.fulfillment_id,
+            ref=fo.client_reference,
+            fulfillment_id=fo.fulfillment_id,
+            carrier=fo.carrier,
+            tracking_number=fo.tracking_number,
+        )
+        return Response(200, self.public(fo))
+
+    # -- views ---------------------------------------------------------------------------------
+    def public(self, fo: Fulfilment) -> dict[str, Any]:
+        ms = self.calendar.epoch_ms
+
+        def at(m: str) -> int | None:
+            t = fo.times.get(m)
+            return None if t is None else ms(t)
+
+        return {
+            "fulfillment_id": fo.fulfillment_id,
+            "client_reference": fo.client_reference,
+            "erp_order": fo.erp_order,
+            "warehouse": fo.warehouse,
+            "status": fo.status,
+            "ship_to": dict(fo.ship_to),
+            "lines": [{"sku": s, "quantity": q, "uom": "EA"} for s, q in fo.lines],
+            "packages": self._packages(fo),
+            "requested_ship_date_ms": fo.requested_ship_date_ms,
+            "created_at_ms": ms(fo.created),
+            "picked_at_ms": at("picked"),
+            "packed_at_ms": at("packed"),
+            "ready_to_ship_at_ms": at("ready_to_ship"),
+            "shipped_at_ms": at("shipped"),
+            "planned_ship_date": self._ship_date(fo.ship_day),
+            "carrier": fo.carrier,
+            "tracking_number": fo.tracking_number,
+        }
+
+    # -- world callbacks -----------------------------------------------------------------------
+    def _on_milestone(self, job: Job, milestone: str) -> None:
+        fo: Fulfilment = job.data
+        now = self.env.now
+        fo.status = milestone
+        fo.times[milestone] = now
+        extra: dict[str, Any]
+        if milestone == "picked":
+            extra = {"wait_s": job.wait_s, "pick_s": job.pick_s}
+        elif milestone == "packed":
+            extra = {"pack_s": job.pack_s}
+        else:
+            fo.ship_day = job.ship_day
+            extra = {"ship_day": job.ship_day, "ship_date": self._ship_date(job.ship_day)}
+        self.record(
+            None,
+            f"fulfilment.{milestone}",
+            fo.fulfillment_id,
+            ref=fo.client_reference,
+            fulfillment_id=fo.fulfillment_id,
+            **extra,
+        )
+        self.new_event(
+            f"fulfillment.{milestone}",
+            {
+                "fulfillment_id": fo.fulfillment_id,
+                "client_reference": fo.client_reference,
+                "erp_order": fo.erp_order,
+                "status": milestone,
+                "packages": self._packages(fo),
+                "event_time_ms": self.calendar.epoch_ms(now),
+            },
+        )
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _find(self, req: Request) -> Fulfilment | Response:
+        fid = req.params.get("fulfillment_id", "")
+        fo = self.fulfilments.get(fid)
+        if fo is None:
+            return error(404, "not_found", f"fulfillment order {fid!r} not found", "fulfillment_id")
+        return fo
+
+    @staticmethod
+    def _packages(fo: Fulfilment) -> list[dict[str, float]]:
+        return cartons(fo.weight_kg)
+
+    def _ship_date(self, day: int | None) -> str | None:
+        return (
+            None if day is None else self.calendar.iso_date(self.clock.at(day, 12 * 3600.0))
+        )  # noon: clear of float noise at midnight

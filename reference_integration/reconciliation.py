@@ -1,0 +1,187 @@
+"""The integration's own periodic audit sweep (not the harness's oracle, ``sim.reconcile``).
+
+Webhooks get lost and write-backs fail in ways no retry sees (a webhook the sender gave up on, a
+crash between two steps). The sweep walks the orders touched since ``since`` (hourly buckets kept
+by ``workflows.save``), asks each system what it actually holds, and repairs drift through the
+same workflows and idempotency keys as the webhook path, so a repair can never duplicate:
+
+- a booked (OPEN) ERP order without a WMS fulfilment gets one (``fo:<crm id>``);
+- a fulfilment ready to ship without a shipment gets one booked (``sh:<crm id>``);
+- carrier scans the integration missed (lost ``tracking.update``) are applied, with goods issue and
+  invoice as usual;
+- a CRM status behind the integration's own record is pushed again.
+
+Each repair counts once; the sweep ends with ``Publish("metrics", {"repairs": n, ...})``. Orders are
+picked from the touched buckets of the last ``LOOKBACK_S``; ones still settling (``SETTLE_S``) or
+audited recently (``REAUDIT_S``) are skipped, so the sweep's load stays a small fraction of the
+webhook path's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping
+from typing import Any
+
+from reference_integration import mappings as m
+from reference_integration.canonical import OrderStatus
+from reference_integration.effects import Effect, Now, Publish, StateGet, StatePut, Workflow
+from reference_integration.errors import CallFailed
+from reference_integration.mappings import MappingError
+from reference_integration.workflows import (
+    P_CARRIER_TRACKING,
+    P_CRM_ORDER,
+    P_ERP_ORDER,
+    P_WMS_FULFILMENT,
+    TOUCH_BUCKET_S,
+    WorkflowContext,
+    call,
+    fulfillment_ready,
+    load,
+    order_released,
+    save,
+    state_key,
+    tracking_update,
+)
+
+LOOKBACK_S = 7 * 86400.0  # orders untouched for longer are left to people (and the harness)
+SETTLE_S = 15 * 60.0  # younger than this, an order may still have a workflow in flight
+REAUDIT_S = 6 * 3600.0  # an order already audited is looked at again only after this
+PARKED_REAUDIT_S = 24 * 3600.0  # ... or this, when it waits on something slow (stock, credit, people)
+_PARKED = frozenset({OrderStatus.BACKORDERED.value, OrderStatus.CREDIT_HOLD.value, OrderStatus.EXCEPTION.value})
+
+
+def sweep(ctx: WorkflowContext, since: float | None = None) -> Workflow:
+    """Audit open orders touched at or after ``since`` (default: ``LOOKBACK_S`` ago, which is also
+    the limit), leaving alone those touched in the last ``SETTLE_S`` or audited in the last
+    ``REAUDIT_S``; returns the counts."""
+    now = yield Now()
+    start = now - LOOKBACK_S if since is None else max(since, now - LOOKBACK_S)
+    ids: dict[str, None] = {}
+    for b in range(int(start // TOUCH_BUCKET_S), int(now // TOUCH_BUCKET_S) + 1):
+        for crm_id in (yield StateGet(f"touched:{b}")) or []:
+            ids[crm_id] = None
+    repairs = audited = errors = 0
+    for crm_id in ids:
+        st = yield StateGet(state_key(crm_id))
+        if not st or _closed(st) or now - st.get("touched", now) < SETTLE_S:
+            continue
+        if st.get("audited") is not None and now - st["audited"] < _reaudit_after(st):
+            continue
+        if st.get("status") == OrderStatus.EXCEPTION.value and not st.get("erp_order"):
+            continue  # stopped before the ERP (mapping, validation): for people, not for a sweep
+        try:
+            repairs += yield from audit_order(ctx, crm_id, check_crm=st.get("audited") is None)
+            audited += 1
+        except (CallFailed, MappingError):
+            # One unreachable system or odd record must not stop the sweep; the next one retries.
+            errors += 1
+        st = yield StateGet(state_key(crm_id))
+        # Straight StatePut, not ``save``: an audit is not a touch (it must not keep the order in
+        # the recent buckets forever).
+        yield StatePut(state_key(crm_id), {**(st or {"crm_id": crm_id}), "audited": now})
+    counts = {"repairs": repairs, "audited": audited, "errors": errors}
+    yield Publish("metrics", counts)
+    return counts
+
+
+def _reaudit_after(st: Mapping[str, Any]) -> float:
+    return PARKED_REAUDIT_S if st.get("status") in _PARKED else REAUDIT_S
+
+
+def _closed(st: Mapping[str, Any]) -> bool:
+    return bool(st.get("status")) and OrderStatus(st["status"]).terminal
+
+
+def audit_order(ctx: WorkflowContext, crm_id: str, check_crm: bool = True) -> Generator[Effect, Any, int]:
+    """Compare one order across systems and repair drift; returns the number of repairs.
+
+    An order in ``Exception`` waits for people: no fulfilment or shipment is created for it here
+    (that would repeat the failure every sweep), but carrier scans and CRM status are still synced."""
+    st = yield from load(crm_id)
+    if _closed(st):
+        return 0
+    flagged = st.get("status") == OrderStatus.EXCEPTION.value
+    repairs = 0
+    fid = st.get("fulfillment_id")
+    if not fid:
+        # Only the ERP knows whether a fulfilment is due (OPEN) or not yet (backorder, hold).
+        erp_order = st.get("erp_order")
+        if not erp_order:
+            res = yield from call(ctx, "erp", "find_sales_orders", params={"ExtRef": crm_id}, corr=crm_id)
+            rows = res.body.get("SalesOrders", []) if isinstance(res.body, Mapping) else []
+            if not rows:
+                return 0  # never reached the ERP: a dead-lettered event (replay) or a business exception
+            erp_order = m.required(rows[0], "SalesOrderNo", "SalesOrderNo")
+        so = yield from call(ctx, "erp", "get_sales_order", params={P_ERP_ORDER: erp_order}, corr=crm_id)
+        if m.required(so.body, "Status", "Status") == "OPEN" and not flagged:
+            found = yield from call(ctx, "wms", "find_fulfillments", params={"client_reference": crm_id}, corr=crm_id)
+            items = found.body.get("items", []) if isinstance(found.body, Mapping) else []
+            if items:
+                fid = st["fulfillment_id"] = items[0]["fulfillment_id"]
+                st.setdefault("erp_order", erp_order)
+                yield from save(st)
+            else:
+                released = {
+                    "source": "erp",
+                    "type": "SalesOrder.Released",
+                    "data": {"SalesOrderNo": erp_order, "ExtRef": crm_id},
+                }
+                yield from order_released(ctx, released)
+                repairs += 1
+                st = yield from load(crm_id)
+                fid = st.get("fulfillment_id")
+
+    if fid and not st.get("tracking_number"):
+        fo = yield from call(ctx, "wms", "get_fulfillment", params={P_WMS_FULFILMENT: fid}, corr=crm_id)
+        body = fo.body if isinstance(fo.body, Mapping) else {}
+        if body.get("tracking_number"):
+            # Shipped already: only our record of the shipment was lost.
+            st["tracking_number"] = body["tracking_number"]
+            yield from save(st)
+        elif body.get("status") == "ready_to_ship" and not flagged:
+            yield from fulfillment_ready(ctx, {"source": "wms", "type": "fulfillment.ready_to_ship", "data": body})
+            repairs += 1
+            st = yield from load(crm_id)
+
+    if st.get("tracking_number"):
+        tr = yield from call(
+            ctx, "carrier", "get_tracking", params={P_CARRIER_TRACKING: st["tracking_number"]}, corr=crm_id
+        )
+        code = _latest_code(tr.body)
+        if code is not None:
+            data = {"trackingNumber": st["tracking_number"], "shipperReference": crm_id, "eventCode": code}
+            out = yield from tracking_update(ctx, {"source": "carrier", "type": "tracking.update", "data": data})
+            if out.get("outcome") == "updated":
+                repairs += 1
+            st = yield from load(crm_id)
+
+    # Our own record follows every CRM write we made, so reading the CRM back pays only once per
+    # order (a write acknowledged but not recorded, someone editing the order by hand).
+    if st.get("status") and check_crm:
+        crm = yield from call(ctx, "crm", "get_order", params={P_CRM_ORDER: crm_id}, corr=crm_id)
+        crm_status = crm.body.get("Status") if isinstance(crm.body, Mapping) else None
+        ours = OrderStatus(st["status"])
+        if crm_status in _STATUSES and ours.advances_from(crm_status):
+            body = m.crm_status_update(ours, erp_order=st.get("erp_order"), tracking_number=st.get("tracking_number"))
+            yield from call(ctx, "crm", "update_order", body, {P_CRM_ORDER: crm_id}, corr=crm_id)
+            repairs += 1
+    return repairs
+
+
+_STATUSES = frozenset(s.value for s in OrderStatus)
+
+
+def _latest_code(body: Any) -> str | None:
+    """The most advanced scan on a tracking record: events may arrive out of order, rank decides.
+    An exception scan counts only if nothing later (a delivery) superseded it."""
+    if not isinstance(body, Mapping):
+        return None
+    codes = [e.get("eventCode") for e in body.get("events") or [] if isinstance(e, Mapping)]
+    known = [c for c in codes if c in ("PU", "IT", "DL", "EX")]
+    if not known:
+        return None
+    if "DL" in known:
+        return "DL"
+    if known[-1] == "EX":
+        return "EX"
+    return "PU" if "PU" in known or "IT" in known else None

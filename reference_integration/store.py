@@ -1,0 +1,364 @@
+"""Durable state of the reference integration: inbox, workflow state, outbox, idempotency records,
+dead-letter queue and business-exception queue.
+
+``MemoryStore`` serves virtual mode (one process, nothing to survive). ``SqliteStore`` serves the
+live service: an event is acknowledged to the webhook sender only after ``accept_event`` committed,
+so a SIGKILL after the ack loses nothing; on restart ``pending_events()`` returns what was accepted
+but not finished, and the service resumes it (workflows are idempotent by construction).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+Clock = Callable[[], float]
+Category = Literal["technical", "business"]
+
+
+@dataclass(slots=True)
+class InboxEvent:
+    id: str
+    source: str
+    type: str
+    body: Any
+    received_at: float
+    status: str = "pending"  # pending | done | failed
+
+
+@dataclass(slots=True)
+class DlqEntry:
+    id: int
+    category: Category
+    reason: str
+    workflow: str
+    payload: Any
+    created_at: float
+    replayed_at: float | None = None
+
+
+@dataclass(slots=True)
+class ExceptionEntry:
+    id: int
+    reason: str
+    workflow: str
+    payload: Any
+    created_at: float
+
+
+@dataclass(slots=True)
+class OutboxEntry:
+    id: int
+    topic: str
+    payload: Any
+    created_at: float
+
+
+def _event_fields(event: Any) -> tuple[str, str, str, Any]:
+    """Accept the webhook envelope as a dict ({id, source, type, data}) or any object with those."""
+    get = event.get if isinstance(event, dict) else lambda k, d=None: getattr(event, k, d)
+    body = event if isinstance(event, dict) else get("data")
+    return str(get("id")), str(get("source", "") or ""), str(get("type", "") or ""), body
+
+
+class Store(Protocol):
+    def accept_event(self, event: Any, now: float | None = None) -> bool: ...
+    def pending_events(self) -> list[InboxEvent]: ...
+    def mark_done(self, event_id: str, status: str = "done") -> None: ...
+    def get_state(self, key: str) -> Any: ...
+    def put_state(self, key: str, value: Any, outbox: Iterable[tuple[str, Any]] = ()) -> None: ...
+    def outbox_pending(self) -> list[OutboxEntry]: ...
+    def outbox_done(self, entry_id: int) -> None: ...
+    def idem_get(self, key: str) -> Any: ...
+    def idem_put(self, key: str, value: Any) -> None: ...
+    def dlq_add(
+        self, category: Category, reason: str, workflow: str, payload: Any, now: float | None = None
+    ) -> int: ...
+    def dlq_list(self, include_replayed: bool = False) -> list[DlqEntry]: ...
+    def dlq_take_for_replay(self, entry_id: int, now: float | None = None) -> DlqEntry | None: ...
+    def dlq_size(self) -> int: ...
+    def exceptions_add(self, reason: str, workflow: str, payload: Any, now: float | None = None) -> int: ...
+    def exceptions_list(self) -> list[ExceptionEntry]: ...
+
+
+# --------------------------------------------------------------------------------------- memory
+
+
+class MemoryStore:
+    """Virtual-mode store; ``clock`` is usually ``lambda: env.now``."""
+
+    def __init__(self, clock: Clock = lambda: 0.0) -> None:
+        self.clock = clock
+        self.inbox: dict[str, InboxEvent] = {}
+        self.state: dict[str, Any] = {}
+        self.outbox: dict[int, OutboxEntry] = {}
+        self.idem: dict[str, Any] = {}
+        self.dlq: dict[int, DlqEntry] = {}
+        self.exceptions: list[ExceptionEntry] = []
+        self._ids = itertools.count(1)
+
+    def _now(self, now: float | None) -> float:
+        return self.clock() if now is None else now
+
+    def accept_event(self, event: Any, now: float | None = None) -> bool:
+        eid, source, type_, body = _event_fields(event)
+        if eid in self.inbox:
+            return False
+        self.inbox[eid] = InboxEvent(eid, source, type_, body, self._now(now))
+        return True
+
+    def pending_events(self) -> list[InboxEvent]:
+        return sorted((e for e in self.inbox.values() if e.status == "pending"), key=lambda e: e.received_at)
+
+    def mark_done(self, event_id: str, status: str = "done") -> None:
+        if event_id in self.inbox:
+            self.inbox[event_id].status = status
+
+    def get_state(self, key: str) -> Any:
+        return self.state.get(key)
+
+    def put_state(self, key: str, value: Any, outbox: Iterable[tuple[str, Any]] = ()) -> None:
+        self.state[key] = value
+        for topic, payload in outbox:
+            i = next(self._ids)
+            self.outbox[i] = OutboxEntry(i, topic, payload, self.clock())
+
+    def outbox_pending(self) -> list[OutboxEntry]:
+        return list(self.outbox.values())
+
+    def outbox_done(self, entry_id: int) -> None:
+        self.outbox.pop(entry_id, None)
+
+    def idem_get(self, key: str) -> Any:
+        return self.idem.get(key)
+
+    def idem_put(self, key: str, value: Any) -> None:
+        self.idem[key] = value
+
+    def dlq_add(self, category: Category, reason: str, workflow: str, payload: Any, now: float | None = None) -> int:
+        i = next(self._ids)
+        self.dlq[i] = DlqEntry(i, category, reason, workflow, payload, self._now(now))
+        return i
+
+    def dlq_list(self, include_replayed: bool = False) -> list[DlqEntry]:
+        return [e for e in self.dlq.values() if include_replayed or e.replayed_at is None]
+
+    def dlq_take_for_replay(self, entry_id: int, now: float | None = None) -> DlqEntry | None:
+        e = self.dlq.get(entry_id)
+        if e is None or e.replayed_at is not None:
+            return None
+        e.replayed_at = self._now(now)
+        return e
+
+    def dlq_size(self) -> int:
+        return sum(1 for e in self.dlq.values() if e.replayed_at is None)
+
+    def exceptions_add(self, reason: str, workflow: str, payload: Any, now: float | None = None) -> int:
+        i = next(self._ids)
+        self.exceptions.append(ExceptionEntry(i, reason, workflow, payload, self._now(now)))
+        return i
+
+    def exceptions_list(self) -> list[ExceptionEntry]:
+        return list(self.exceptions)
+
+
+# --------------------------------------------------------------------------------------- sqlite
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS inbox (
+    id TEXT PRIMARY KEY, source TEXT NOT NULL, type TEXT NOT NULL, body TEXT NOT NULL,
+    received_at REAL NOT NULL, status TEXT NOT NULL DEFAULT 'pending');
+CREATE INDEX IF NOT EXISTS inbox_pending ON inbox(status, received_at);
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, value TEXT NOT NULL, created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS dlq (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, category TEXT NOT NULL CHECK (category IN ('technical', 'business')),
+    reason TEXT NOT NULL, workflow TEXT NOT NULL, payload TEXT NOT NULL, created_at REAL NOT NULL, replayed_at REAL);
+CREATE TABLE IF NOT EXISTS exceptions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, reason TEXT NOT NULL, workflow TEXT NOT NULL, payload TEXT NOT NULL,
+    created_at REAL NOT NULL);
+"""
+
+
+def _dump(v: Any) -> str:
+    return json.dumps(v, separators=(",", ":"), default=str)
+
+
+class SqliteStore:
+    """Live-mode store in one SQLite file.
+
+    WAL mode: readers (admin endpoints, /metrics) never block the writer. ``synchronous=NORMAL``
+    by default: in WAL mode a commit is durable against a process crash (SIGKILL, which is the
+    failure the harness injects) because the WAL frames are in the OS page cache before COMMIT
+    returns; only an OS crash or power loss can drop the last commits. ``FULL`` adds an fsync per
+    commit for that case at a large throughput cost; pass ``synchronous="FULL"`` to get it.
+    One connection guarded by a lock: calls are short and the service is single-process.
+    """
+
+    def __init__(self, path: str | Path, clock: Clock = time.time, synchronous: str = "NORMAL") -> None:
+        if synchronous.upper() not in {"NORMAL", "FULL", "EXTRA"}:
+            raise ValueError(f"synchronous must be NORMAL, FULL or EXTRA, got {synchronous!r}")
+        self.path = Path(path)
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _now(self, now: float | None) -> float:
+        return self.clock() if now is None else now
+
+    def _tx(self) -> _Tx:
+        return _Tx(self)
+
+    def accept_event(self, event: Any, now: float | None = None) -> bool:
+        eid, source, type_, body = _event_fields(event)
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO inbox (id, source, type, body, received_at) VALUES (?, ?, ?, ?, ?)",
+                (eid, source, type_, _dump(body), self._now(now)),
+            )
+            return cur.rowcount == 1
+
+    def pending_events(self) -> list[InboxEvent]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, source, type, body, received_at, status FROM inbox WHERE status = 'pending'"
+                " ORDER BY received_at, rowid"
+            ).fetchall()
+        return [InboxEvent(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5]) for r in rows]
+
+    def event_status(self, event_id: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT status FROM inbox WHERE id = ?", (event_id,)).fetchone()
+        return row[0] if row else None
+
+    def mark_done(self, event_id: str, status: str = "done") -> None:
+        with self._tx() as db:
+            db.execute("UPDATE inbox SET status = ? WHERE id = ?", (status, event_id))
+
+    def get_state(self, key: str) -> Any:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put_state(self, key: str, value: Any, outbox: Iterable[tuple[str, Any]] = ()) -> None:
+        """State change and the downstream effects it implies commit together (transactional
+        outbox): after a crash either both exist or neither, so nothing is sent twice or never."""
+        now = self.clock()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (key, _dump(value), now),
+            )
+            for topic, payload in outbox:
+                db.execute(
+                    "INSERT INTO outbox (topic, payload, created_at) VALUES (?, ?, ?)", (topic, _dump(payload), now)
+                )
+
+    def outbox_pending(self) -> list[OutboxEntry]:
+        with self._lock:
+            rows = self._db.execute("SELECT id, topic, payload, created_at FROM outbox ORDER BY id").fetchall()
+        return [OutboxEntry(r[0], r[1], json.loads(r[2]), r[3]) for r in rows]
+
+    def outbox_done(self, entry_id: int) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM outbox WHERE id = ?", (entry_id,))
+
+    def idem_get(self, key: str) -> Any:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM idempotency WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def idem_put(self, key: str, value: Any) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO idempotency (key, value, created_at) VALUES (?, ?, ?)",
+                (key, _dump(value), self.clock()),
+            )
+
+    def dlq_add(self, category: Category, reason: str, workflow: str, payload: Any, now: float | None = None) -> int:
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO dlq (category, reason, workflow, payload, created_at) VALUES (?, ?, ?, ?, ?)",
+                (category, reason, workflow, _dump(payload), self._now(now)),
+            )
+            return int(cur.lastrowid or 0)
+
+    def _dlq_rows(self, where: str, args: tuple[Any, ...] = ()) -> list[DlqEntry]:
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT id, category, reason, workflow, payload, created_at, replayed_at FROM dlq {where} ORDER BY id",
+                args,
+            ).fetchall()
+        return [DlqEntry(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
+
+    def dlq_list(self, include_replayed: bool = False) -> list[DlqEntry]:
+        return self._dlq_rows("" if include_replayed else "WHERE replayed_at IS NULL")
+
+    def dlq_take_for_replay(self, entry_id: int, now: float | None = None) -> DlqEntry | None:
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE dlq SET replayed_at = ? WHERE id = ? AND replayed_at IS NULL", (self._now(now), entry_id)
+            )
+            if cur.rowcount != 1:
+                return None
+        rows = self._dlq_rows("WHERE id = ?", (entry_id,))
+        return rows[0] if rows else None
+
+    def dlq_size(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM dlq WHERE replayed_at IS NULL").fetchone()[0])
+
+    def exceptions_add(self, reason: str, workflow: str, payload: Any, now: float | None = None) -> int:
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO exceptions (reason, workflow, payload, created_at) VALUES (?, ?, ?, ?)",
+                (reason, workflow, _dump(payload), self._now(now)),
+            )
+            return int(cur.lastrowid or 0)
+
+    def exceptions_list(self) -> list[ExceptionEntry]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, reason, workflow, payload, created_at FROM exceptions ORDER BY id"
+            ).fetchall()
+        return [ExceptionEntry(r[0], r[1], r[2], json.loads(r[3]), r[4]) for r in rows]
+
+
+class _Tx:
+    """BEGIN IMMEDIATE ... COMMIT under the store lock (explicit, since autocommit is on)."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.store._lock.acquire()
+        self.store._db.execute("BEGIN IMMEDIATE")
+        return self.store._db
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        try:
+            self.store._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.store._lock.release()
+
+
+def as_dict(entry: InboxEvent | DlqEntry | ExceptionEntry | OutboxEntry) -> dict[str, Any]:
+    return asdict(entry)

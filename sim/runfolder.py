@@ -1,0 +1,208 @@
+"""The run folder every run writes, virtual or live (DESIGN.md "Run results"), and reading it back.
+
+```
+scenario.yaml   resolved scenario (sim.scenario.dump_scenario)
+meta.json       seed, profile, mode, versions, wall start/end, git sha
+kpis.json       sim.kpis.compute_kpis
+orders.parquet  one row per order (sim.reconcile.reconcile)
+events.parquet  every ledger entry; ``data`` as a JSON string
+calls.parquet   every integration call attempt; nested values as JSON strings
+report.html     self-contained report; chart_*.png alongside
+```
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from sim.reconcile import entries_frame
+from sim.scenario import Scenario, dump_scenario, parse_scenario
+
+FILES = ("scenario.yaml", "meta.json", "kpis.json", "orders.parquet", "events.parquet", "calls.parquet")
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("distribution-twin", "simpy", "pandas", "numpy", "pydantic"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def git_sha(cwd: str | Path | None = None) -> str | None:
+    """The checkout's commit, if this runs inside one (best effort, never raises)."""
+    try:
+        r = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd or Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    sha = r.stdout.strip()
+    return sha if r.returncode == 0 and sha else None
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def make_meta(
+    scenario: Scenario,
+    *,
+    mode: str,
+    seed: int | None = None,
+    profile: str | None = None,
+    wall_start: str | None = None,
+    wall_end: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "scenario": scenario.name,
+        "seed": scenario.seed if seed is None else seed,
+        "profile": profile or scenario.integration.profile,
+        "mode": mode,
+        "wall_start": wall_start,
+        "wall_end": wall_end or now_iso(),
+        "git_sha": git_sha(),
+        "versions": versions(),
+        **extra,
+    }
+
+
+def _json_cell(v: Any) -> Any:
+    if isinstance(v, dict | list | tuple):
+        return json.dumps(v, sort_keys=True, default=str)
+    return v
+
+
+def events_frame(entries: Iterable[Any] | pd.DataFrame) -> pd.DataFrame:
+    """Ledger entries (``Entry``, dicts, or a ``sim.reconcile.entries_frame``) -> the events.parquet
+    table, sorted by (t, system, seq), ``data`` as JSON text."""
+    df = entries.copy() if isinstance(entries, pd.DataFrame) else entries_frame(entries)
+    df["data"] = [json.dumps(d or {}, sort_keys=True, default=str) if not isinstance(d, str) else d for d in df["data"]]
+    return df
+
+
+def calls_frame(calls: Iterable[Any]) -> pd.DataFrame:
+    """Integration call records (dicts or dataclasses) -> calls.parquet table, flat and typed."""
+    rows = []
+    for c in calls:
+        if isinstance(c, Mapping):
+            rows.append(dict(c))
+        elif hasattr(c, "__dataclass_fields__"):
+            rows.append({k: getattr(c, k) for k in c.__dataclass_fields__})
+        else:
+            rows.append(dict(vars(c)))
+    df = pd.DataFrame(rows)
+    for col in df.columns:
+        if df[col].dtype == object:
+            df[col] = [_json_cell(v) for v in df[col]]
+    return df
+
+
+def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object:
+            vals = [v for v in out[col] if v is not None and not (isinstance(v, float) and pd.isna(v))]
+            kinds = {type(v) for v in vals}
+            if kinds - {str, bool, int, float}:
+                out[col] = [_json_cell(v) for v in out[col]]
+            elif len(kinds) > 1 and kinds != {int, float}:
+                # mixed scalars: pyarrow would reject them; text keeps every value readable
+                out[col] = [None if v is None else str(v) for v in out[col]]
+    return out
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+
+
+def write_run(
+    out: str | Path,
+    *,
+    scenario: Scenario,
+    orders: pd.DataFrame,
+    events: pd.DataFrame,
+    calls: pd.DataFrame | None,
+    kpis: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    breaches: Sequence[str] = (),
+    report: bool = True,
+) -> Path:
+    """Write the whole run folder; returns its path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "scenario.yaml").write_text(dump_scenario(scenario), encoding="utf-8")
+    _write_json(out / "meta.json", dict(meta))
+    _write_json(out / "kpis.json", dict(kpis))
+    _parquet_safe(orders).to_parquet(out / "orders.parquet", index=False)
+    _parquet_safe(events).to_parquet(out / "events.parquet", index=False)
+    calls_df = calls if calls is not None else pd.DataFrame({"system": pd.Series(dtype=str)})
+    _parquet_safe(calls_df).to_parquet(out / "calls.parquet", index=False)
+    if report:
+        from sim.report import write_report
+
+        write_report(
+            out,
+            orders,
+            kpis,
+            faults=scenario.faults,
+            title=f"{scenario.name} ({meta.get('mode', '?')}, {meta.get('profile', '?')}, seed {meta.get('seed')})",
+            meta=meta,
+            breaches=breaches,
+        )
+    return out
+
+
+@dataclass(slots=True)
+class Run:
+    path: Path
+    scenario: Scenario
+    meta: dict[str, Any]
+    kpis: dict[str, Any]
+    orders: pd.DataFrame
+    events: pd.DataFrame
+    calls: pd.DataFrame
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def events_with_data(self) -> pd.DataFrame:
+        """events with ``data`` parsed back into dicts (what sim.reconcile accepts either way)."""
+        df = self.events.copy()
+        df["data"] = [json.loads(d) if isinstance(d, str) and d else {} for d in df["data"]]
+        return df
+
+
+def load_run(path: str | Path) -> Run:
+    """Read a run folder back (scenario validated, tables as DataFrames)."""
+    p = Path(path)
+    missing = [f for f in FILES if not (p / f).exists()]
+    if missing:
+        raise FileNotFoundError(f"{p}: not a run folder, missing {', '.join(missing)}")
+    raw = yaml.safe_load((p / "scenario.yaml").read_text(encoding="utf-8")) or {}
+    return Run(
+        path=p,
+        scenario=parse_scenario(raw, str(p / "scenario.yaml")),
+        meta=json.loads((p / "meta.json").read_text(encoding="utf-8")),
+        kpis=json.loads((p / "kpis.json").read_text(encoding="utf-8")),
+        orders=pd.read_parquet(p / "orders.parquet"),
+        events=pd.read_parquet(p / "events.parquet"),
+        calls=pd.read_parquet(p / "calls.parquet"),
+    )

@@ -1,0 +1,368 @@
+"""Virtual mode: the whole world, the four mocks, the network and the reference integration in one
+``simpy.Environment``; a quarter runs in seconds.
+
+``run_virtual(scenario)`` assembles it, runs demand to the horizon, drains (no new orders; until
+the integration and the world are quiet or ``drain_limit`` passes), reconciles the ledgers against
+the demand log, computes the KPIs and writes the run folder.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import simpy
+
+from mocks.ledger import Ledger
+from sim.kpis import Breach, check_slo, compute_kpis
+from sim.reconcile import demand_log, entries_frame, exceptions_frame, reconcile
+from sim.rng import Streams
+from sim.runfolder import calls_frame, events_frame, make_meta, now_iso, write_run
+from sim.scenario import FaultKind, Scenario, SystemName
+
+SYSTEMS = tuple(s.value for s in SystemName)
+
+
+class MissingPiece(RuntimeError):
+    """A part virtual mode needs is not importable (yet)."""
+
+
+def _need(module: str, names: str) -> Any:
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as e:
+        raise MissingPiece(f"virtual mode needs {module} ({names}), which cannot be imported: {e}") from e
+    missing = [n for n in names.split(",") if not hasattr(mod, n.strip())]
+    if missing:
+        raise MissingPiece(f"virtual mode needs {module}.{missing[0].strip()}, which does not exist yet")
+    return mod
+
+
+class CountingLedger(Ledger):
+    """A ledger that also counts entries by kind, so the drain loop can test quiescence in O(1)."""
+
+    def __init__(self, system: str) -> None:
+        super().__init__(system)
+        self.kinds: Counter[str] = Counter()
+
+    def append(self, t: float, kind: str, entity: str, **kw: Any) -> Any:  # type: ignore[override]
+        self.kinds[kind] += 1
+        return super().append(t, kind, entity, **kw)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    phase: str  # "run" | "drain" | "reconcile"
+    sim_s: float
+    until_s: float
+    orders: int
+    wall_s: float
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    meta: dict[str, Any]
+    kpis: dict[str, Any]
+    orders: pd.DataFrame
+    events: pd.DataFrame
+    calls: pd.DataFrame
+    exceptions: pd.DataFrame
+    breaches: list[Breach] = field(default_factory=list)
+    out: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.breaches
+
+
+def resolve(scenario: Scenario, profile: str | None = None, seed: int | None = None) -> Scenario:
+    """The scenario with CLI-level overrides applied (validated again)."""
+    if profile is None and seed is None:
+        return scenario
+    data = scenario.model_dump(mode="json")
+    if profile is not None:
+        data["integration"]["profile"] = profile
+    if seed is not None:
+        data["seed"] = seed
+    return Scenario.model_validate(data)
+
+
+# --------------------------------------------------------------------------------------- assembly
+
+
+@dataclass
+class World:
+    """Everything living in the environment (kept for tests and notebooks to poke at)."""
+
+    env: simpy.Environment
+    streams: Streams
+    md: Any
+    ledgers: dict[str, CountingLedger]
+    cores: dict[str, Any]
+    engines: dict[str, Any]
+    gateways: dict[str, Any]
+    network: Any
+    webhooks: Any
+    runtime: Any
+    ctx: Any
+    supplier: Any = None
+    submitted: int = 0
+    duplicates_acked: int = 0
+    sweeps: int = 0
+    sweep_stats: Counter[str] = field(default_factory=Counter)
+
+
+def build(scenario: Scenario) -> World:
+    md_mod = _need("sim.masterdata", "generate")
+    demand_mod = _need("sim.demand", "DemandModel")
+    cores_mod = {
+        "crm": _need("mocks.crm.core", "CrmCore").CrmCore,
+        "erp": _need("mocks.erp.core", "ErpCore").ErpCore,
+        "wms": _need("mocks.wms.core", "WmsCore").WmsCore,
+        "carrier": _need("mocks.carrier.core", "CarrierCore").CarrierCore,
+    }
+    faults = _need("mocks.faults", "FaultEngine")
+    gw_mod = _need("mocks.gateway", "Gateway")
+    cfg_mod = _need("reference_integration.config", "IntegrationConfig")
+    rt_mod = _need("reference_integration.runtime_sim", "SimRuntime")
+    wf = _need("reference_integration.workflows", "WorkflowContext,handle_event,workflow_name")
+    from sim.network import SimNetwork, WebhookNetwork
+
+    env = simpy.Environment()
+    streams = Streams(scenario.seed)
+    md = md_mod.generate(scenario.masterdata, streams)
+    ledgers = {s: CountingLedger(s) for s in SYSTEMS}
+    engines = {s: faults.FaultEngine(s, scenario.systems[SystemName(s)], scenario.faults, streams) for s in SYSTEMS}
+    hooks = WebhookNetwork(env, None, streams, engines=engines, policy=scenario.webhooks, start=scenario.start)
+    cores = {s: cls(env, md, scenario, streams, ledgers[s], hooks.emit_for(s)) for s, cls in cores_mod.items()}
+    gateways = {s: gw_mod.Gateway(cores[s], scenario.systems[SystemName(s)].idempotency, engines[s]) for s in SYSTEMS}
+    net = SimNetwork(env, gateways, scenario, streams)
+    config = cfg_mod.IntegrationConfig.from_scenario(scenario.integration, scenario.systems)
+
+    runtime = rt_mod.SimRuntime(env, config, net, streams)
+    ctx_kw: dict[str, Any] = {"config": config}
+    if md.warehouses:
+        ctx_kw["plant"] = md.warehouses[0].code
+    ctx = wf.WorkflowContext(**ctx_kw)
+    world = World(env, streams, md, ledgers, cores, engines, gateways, net, hooks, runtime, ctx)
+
+    def dispatch(envelope: dict[str, Any]) -> bool:
+        name = wf.workflow_name(envelope)
+        if name is None:
+            return True  # acknowledged, nothing to do (picked/packed milestones)
+        if config.dedup and not runtime.store.accept_event(envelope, env.now):
+            world.duplicates_acked += 1
+            return True
+        runtime.spawn(wf.handle_event(ctx, envelope), name, envelope)
+        return True
+
+    hooks.dispatch = dispatch
+
+    try:
+        from sim.world.supplier import start_supplier
+
+        world.supplier = start_supplier(env, cores["erp"], scenario, streams)
+    except ImportError as e:  # pragma: no cover - present in the tree
+        raise MissingPiece(f"virtual mode needs sim.world.supplier.start_supplier: {e}") from e
+
+    _schedule_world_faults(world, scenario)
+    _schedule_sweeps(world, config)
+
+    crm = cores["crm"]
+
+    def submit(order: Any) -> None:
+        crm.submit(order)
+        world.submitted += 1
+
+    model = demand_mod.DemandModel(scenario, md, streams)
+    env.process(model.process(env, submit))
+    return world
+
+
+def _schedule_sweeps(world: World, config: Any) -> None:
+    """The integration's own audit sweep, on the profile's interval, as the live service runs it
+    (``reference_integration.app``: look back max(4 intervals, 1 h))."""
+    interval = getattr(config, "reconciliation_interval", None)
+    if not interval:
+        return
+    try:
+        from reference_integration.reconciliation import sweep
+    except ImportError:  # pragma: no cover - present in the tree
+        return
+    env, runtime = world.env, world.runtime
+
+    def on_metrics(_topic: str, event: dict[str, Any]) -> None:
+        world.sweep_stats.update({k: v for k, v in event.items() if isinstance(v, int | float)})
+
+    runtime.subscribe("metrics", on_metrics)
+
+    def loop() -> Any:
+        while True:
+            yield env.timeout(interval)
+            world.sweeps += 1
+            yield runtime.spawn(sweep(world.ctx, env.now - max(4 * interval, 3600.0)), "reconciliation")
+
+    env.process(loop())
+
+
+def _schedule_world_faults(world: World, scenario: Scenario) -> None:
+    """Faults that act on the world rather than on an API: applied on the simulated clock."""
+    env = world.env
+    for w in scenario.faults:
+        if w.kind == FaultKind.supplier_delay and world.supplier is not None:
+            control = world.supplier.control
+
+            def delay(w: Any = w, control: Any = control) -> Any:
+                yield env.timeout(w.start)
+                control.multiplier *= w.multiplier
+                yield env.timeout(w.duration)
+                control.multiplier /= w.multiplier
+
+            env.process(delay())
+        elif w.kind == FaultKind.credit_hold_spike:
+            erp = world.cores["erp"]
+            rng = world.streams.py(f"fault.{w.name}")
+
+            def spike(w: Any = w, erp: Any = erp, rng: Any = rng) -> Any:
+                yield env.timeout(w.start)
+                held = [
+                    c.customer_no
+                    for c in world.md.customers
+                    if rng.random() < (w.probability or 0.0) and not erp.holds.get(c.customer_no)
+                ]
+                for c in held:
+                    erp.set_credit_hold(c, True)
+                yield env.timeout(w.duration)
+                for c in held:
+                    erp.set_credit_hold(c, False)
+
+            env.process(spike())
+
+
+# --------------------------------------------------------------------------------------- run
+
+
+def _quiet(world: World) -> bool:
+    """Nothing left for the integration to do: no workflow or webhook pending, every fulfilment
+    past the warehouse and every parcel delivered."""
+    if world.runtime.busy or world.webhooks.in_flight:
+        return False
+    wms, car = world.ledgers["wms"].kinds, world.ledgers["carrier"].kinds
+    if wms["fulfilment.created"] > wms["fulfilment.ready_to_ship"]:
+        return False
+    # A failed delivery (EX) is retried by the carrier and delivered later: only DL is terminal.
+    return car["shipment.created"] <= car["shipment.delivered"]
+
+
+def _exceptions(runtime: Any) -> pd.DataFrame:
+    """The integration's DLQ and business-exception queue as ``crm_id, category, reason, t``."""
+    rows: list[dict[str, Any]] = []
+    store = runtime.store
+    for e in store.dlq_list(include_replayed=True):
+        p = e.payload if isinstance(e.payload, dict) else {}
+        crm_id = p.get("crm_id")
+        if crm_id is None and isinstance(p.get("event"), dict):
+            from reference_integration.workflows import crm_id_of
+
+            crm_id = crm_id_of(p["event"])
+        rows.append({"crm_id": crm_id, "category": e.category, "reason": e.reason, "t": e.created_at})
+    for x in store.exceptions_list():
+        p = x.payload if isinstance(x.payload, dict) else {}
+        rows.append({"crm_id": p.get("crm_id"), "category": "business", "reason": x.reason, "t": x.created_at})
+    return exceptions_frame([r for r in rows if r["crm_id"] is not None])
+
+
+def run_virtual(
+    scenario: Scenario,
+    profile: str | None = None,
+    seed: int | None = None,
+    out: str | Path | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    *,
+    report: bool = True,
+) -> RunResult:
+    """Run one virtual replication; write the run folder to ``out`` when given."""
+    scenario = resolve(scenario, profile, seed)
+    wall_start_iso = now_iso()
+    t0 = time.perf_counter()
+    world = build(scenario)
+    env = world.env
+    horizon = float(scenario.horizon)
+    drain_end = horizon + float(scenario.drain_limit)
+
+    def tick(phase: str, until: float) -> None:
+        if progress is not None:
+            progress(Progress(phase, env.now, until, world.submitted, time.perf_counter() - t0))
+
+    step = max(horizon / 200.0, 60.0)
+    while env.now < horizon:
+        env.run(until=min(horizon, env.now + step))
+        tick("run", horizon)
+    # Drain: demand has stopped (the demand process ends at the horizon); check hourly for quiet.
+    while env.now < drain_end and not _quiet(world):
+        env.run(until=min(drain_end, env.now + 3600.0))
+        tick("drain", drain_end)
+    sim_s = float(env.now)
+    tick("reconcile", sim_s)
+
+    all_entries = [e for led in world.ledgers.values() for e in led]
+    entries = entries_frame(all_entries)  # data as dicts, for reconciliation
+    events = events_frame(entries)  # data as JSON text, for events.parquet
+    exc = _exceptions(world.runtime)
+    orders = reconcile(entries, demand_log(entries), exc, end=sim_s)
+    calls = calls_frame(world.runtime.calls)
+    wall_s = time.perf_counter() - t0
+    counters = _counters(world)
+    kpis = compute_kpis(orders, calls=calls, faults=scenario.faults, sim_s=sim_s, wall_s=wall_s, counters=counters)
+    breaches = check_slo(kpis, scenario.slo)
+    meta = make_meta(
+        scenario,
+        mode="virtual",
+        wall_start=wall_start_iso,
+        horizon_s=horizon,
+        drained_s=sim_s - horizon,
+        drained_quiet=_quiet(world),
+    )
+    result = RunResult(scenario, meta, kpis, orders, events, calls, exc, breaches)
+    if out is not None:
+        result.out = write_run(
+            out,
+            scenario=scenario,
+            orders=orders,
+            events=events,
+            calls=calls,
+            kpis=kpis,
+            meta=meta,
+            breaches=[str(b) for b in breaches],
+            report=report,
+        )
+    return result
+
+
+def _counters(world: World) -> dict[str, Any]:
+    rt = world.runtime
+    net, hooks = world.network.stats, world.webhooks.stats
+    return {
+        "retries": int(sum(rt.retries.values())),
+        "breaker_opens": int(sum(rt.breaker_opens.values())),
+        "net_timeouts": net.timeouts,
+        "net_late_commits": net.late_commits,
+        "webhooks": hooks.webhooks,
+        "webhook_deliveries": hooks.webhook_deliveries,
+        "webhook_retries": hooks.webhook_retries,
+        "webhooks_lost": hooks.webhook_lost,
+        "webhook_duplicates_acked": world.duplicates_acked,
+        "dlq_size": int(rt.store.dlq_size()),
+        "exception_queue": len(rt.store.exceptions_list()),
+        "dropped_by_integration": len(rt.engine.stats.dropped),
+        "sweeps": world.sweeps,
+        "repairs": int(world.sweep_stats.get("repairs", 0)),
+    }

@@ -1,0 +1,1 @@
+"""The physical world around the systems: supplier, warehouse and carrier SimPy processes."""

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from reference_integration.store import MemoryStore, SqliteStore
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path):
+    clock = iter(float(i) for i in range(1000))
+    if request.param == "memory":
+        yield MemoryStore(clock=lambda: next(clock))
+    else:
+        s = SqliteStore(tmp_path / "ri.db", clock=lambda: next(clock))
+        yield s
+        s.close()
+
+
+def ev(i: int) -> dict:
+    return {"id": f"evt-{i}", "source": "crm", "type": "order.submitted", "data": {"Id": f"801{i}"}}
+
+
+def test_inbox_dedup_pending_done(store) -> None:
+    assert store.accept_event(ev(1)) and store.accept_event(ev(2))
+    assert not store.accept_event(ev(1))  # duplicate delivery
+    store.mark_done("evt-1")
+    pending = store.pending_events()
+    assert (
+        [e.id for e in pending] == ["evt-2"] and pending[0].source == "crm" and pending[0].body["data"]["Id"] == "8012"
+    )
+
+
+def test_state_and_outbox_together(store) -> None:
+    assert store.get_state("o2c:801") is None
+    store.put_state(
+        "o2c:801", {"step": "erp_created", "so": "SO-1"}, outbox=[("wms.create_fulfillment", {"so": "SO-1"})]
+    )
+    assert store.get_state("o2c:801") == {"step": "erp_created", "so": "SO-1"}
+    [entry] = store.outbox_pending()
+    assert entry.topic == "wms.create_fulfillment" and entry.payload == {"so": "SO-1"}
+    store.outbox_done(entry.id)
+    assert store.outbox_pending() == []
+    store.idem_put("so:801", {"SalesOrderNo": "SO-1"})
+    assert store.idem_get("so:801") == {"SalesOrderNo": "SO-1"} and store.idem_get("nope") is None
+
+
+def test_dlq_and_exceptions(store) -> None:
+    a = store.dlq_add("technical", "timeout", "o2c", {"order": "801A"}, now=5.0)
+    store.dlq_add("business", "price_mismatch", "o2c", {"order": "801B"})
+    assert store.dlq_size() == 2 and [e.category for e in store.dlq_list()] == ["technical", "business"]
+    taken = store.dlq_take_for_replay(a, now=9.0)
+    assert taken is not None and taken.payload == {"order": "801A"} and taken.replayed_at == 9.0
+    assert store.dlq_take_for_replay(a) is None  # only once
+    assert store.dlq_size() == 1 and len(store.dlq_list(include_replayed=True)) == 2
+    store.exceptions_add("credit_hold", "o2c", {"order": "801C"})
+    assert [(e.reason, e.payload) for e in store.exceptions_list()] == [("credit_hold", {"order": "801C"})]
+
+
+def test_sqlite_wal_and_category_check(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "ri.db")
+    assert s._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with pytest.raises(sqlite3.IntegrityError):
+        s.dlq_add("oops", "x", "w", {})  # type: ignore[arg-type]
+    assert s.dlq_size() == 0  # the failed transaction rolled back
+    with pytest.raises(ValueError):
+        SqliteStore(tmp_path / "x.db", synchronous="OFF")
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from reference_integration.store import SqliteStore
+    s = SqliteStore(sys.argv[1])
+    for i in range(100000):
+        s.accept_event({"id": f"evt-{i}", "source": "crm", "type": "order.submitted", "data": {"n": i}})
+        if i % 2 == 0:
+            s.mark_done(f"evt-{i}")
+        print(i, flush=True)  # the "ack": only after the commit returned
+    """
+)
+
+
+def test_acknowledged_events_survive_sigkill(tmp_path: Path) -> None:
+    db = tmp_path / "ri.db"
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(db)], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    acked = [int(child.stdout.readline()) for _ in range(200)]
+    os.kill(child.pid, signal.SIGKILL)  # mid-stream, no chance to close anything
+    child.wait(timeout=10)
+    assert child.returncode == -signal.SIGKILL
+    s = SqliteStore(db)
+    pending = {e.id for e in s.pending_events()}
+    for i in acked:
+        if i % 2:
+            assert f"evt-{i}" in pending  # acknowledged, unfinished: returned for resumption
+        else:
+            assert s.event_status(f"evt-{i}") == "done"
+    assert not s.accept_event({"id": f"evt-{acked[-1]}", "source": "crm", "type": "x", "data": {}})
