@@ -208,7 +208,7 @@ def _schedule_sweeps(world: World, config: Any) -> None:
         while True:
             yield env.timeout(interval)
             world.sweeps += 1
-            yield runtime.spawn(sweep(world.ctx, env.now - max(4 * interval, 3600.0)), "reconciliation")
+            yield runtime.spawn(sweep(world.ctx), "reconciliation")
 
     env.process(loop())
 

@@ -33,7 +33,7 @@ class World:
         self.gw = Gateway(self.erp)
         self.cust = self.md.customers[0].customer_no
         # Plenty of credit unless a test says otherwise.
-        self.md.customers[0].credit_limit = 1e9
+        self.erp.credit_limits[self.cust] = 1e9
         self.token = self.get_token()
 
     def get_token(self, scope: str | None = None) -> str:
@@ -211,7 +211,7 @@ def test_credit_hold_master_runtime_and_limit(w: World) -> None:
     assert w.erp.ledger.of_kind("sales_order.credit_hold")[0].data["reason"] == "customer on credit hold"
     assert w.call("get_customer", CustomerNo=w.cust).body["CreditHold"] is True
     w.erp.set_credit_hold(w.cust, False)
-    w.md.customers[0].credit_limit = w.md.customers[0].open_balance + 1.0
+    w.erp.credit_limits[w.cust] = w.md.customers[0].open_balance + 1.0
     r = w.call("create_sales_order", w.order(w.line(sku(w), 5)))
     assert r.body["Status"] == "CREDIT_HOLD"
     assert w.erp.ledger.of_kind("sales_order.credit_hold")[1].data["reason"] == "credit limit exceeded"

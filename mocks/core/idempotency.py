@@ -71,8 +71,9 @@ class IdempotencyStore:
         rec = self._records.get((client, key))
         if rec is None:
             return
-        if resp.status >= 500 or resp.status in (408, 409, 429):
-            # Failures that are not the outcome of processing are not stored: the client may retry.
+        if resp.status >= 500 or resp.status in (401, 403, 408, 409, 429):
+            # Failures that are not the outcome of processing (auth, overload, conflicts) are not
+            # stored: the client may retry, e.g. with a refreshed token.
             del self._records[(client, key)]
         else:
             rec.response = resp

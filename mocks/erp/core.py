@@ -86,6 +86,33 @@ def _address(a: Address) -> dict[str, str]:
     }
 
 
+# Credit control sizes a customer's limit to cover its open order book at peak with this headroom;
+# order book = accepted, not yet invoiced (about the requested lead time plus transit).
+CREDIT_HEADROOM = 2.5
+ORDER_BOOK_DAYS = 7.0
+
+
+def credit_limits(md: MasterData, scenario: Scenario, daily_each: dict[str, float]) -> dict[str, float]:
+    """Effective credit limit per customer: the master-data limit, raised where it would not cover the
+    customer's expected order book at quarter-end peak (a credit department sets limits that way;
+    without it a scaled-down demo would put most orders on hold). Customers flagged ``credit_hold``
+    in the master data stay on hold through ``holds``, so this never hides a deliberate hold."""
+    from sim.demand import TIER_WEIGHT
+
+    daily_value = sum(each * md.by_sku[sku].list_price for sku, each in daily_each.items())
+    surge = scenario.demand.surge
+    total = (1.0 - surge.share) + surge.share * surge.peak_multiplier
+    window = surge.weeks * 7 * 86400.0 / scenario.horizon
+    peak = max(1.0, (surge.share * surge.peak_multiplier / total) / window) if window > 0 else 1.0
+    weights = {c.customer_no: TIER_WEIGHT.get(c.tier, 1.0) for c in md.customers}
+    total_w = sum(weights.values()) or 1.0
+    out = {}
+    for c in md.customers:
+        book = daily_value * peak * ORDER_BOOK_DAYS * weights[c.customer_no] / total_w
+        out[c.customer_no] = max(c.credit_limit, c.open_balance + CREDIT_HEADROOM * book)
+    return out
+
+
 class ErpCore(SystemCore):
     system: ClassVar[str] = "erp"
     routes: ClassVar[dict[str, Route]] = {
@@ -138,6 +165,7 @@ class ErpCore(SystemCore):
         # + value of orders accepted and not yet invoiced.
         self.exposure: dict[str, float] = {c.customer_no: c.open_balance for c in self.md.customers}
         self.holds: dict[str, bool] = {c.customer_no: c.credit_hold for c in self.md.customers}
+        self.credit_limits = credit_limits(self.md, self.scenario, self.daily_demand)
         self._so_seq = itertools.count(1)
         self._gi_seq = itertools.count(1)
         self._inv_seq = itertools.count(1)
@@ -215,7 +243,7 @@ class ErpCore(SystemCore):
         return {
             "CustomerNo": c.customer_no,
             "Name": c.name,
-            "CreditLimit": c.credit_limit,
+            "CreditLimit": round(self.credit_limits[c.customer_no], 2),
             "Exposure": round(self.exposure.get(c.customer_no, 0.0), 2),
             "CreditHold": self.holds.get(c.customer_no, False),
             "Terms": c.terms,
@@ -360,7 +388,7 @@ class ErpCore(SystemCore):
             lines.append(SoLine(i + 1, sku.sku, ln.Qty * per, round(ln.UnitPrice / per, 6), ln.UoM, ln.Qty))
         value = round(sum(ln.qty_each * ln.unit_price_each for ln in lines), 2)
         exposure = self.exposure.get(cust.customer_no, 0.0)
-        on_hold = self.holds.get(cust.customer_no, False) or exposure + value > cust.credit_limit
+        on_hold = self.holds.get(cust.customer_no, False) or exposure + value > self.credit_limits[cust.customer_no]
 
         order = SalesOrder(
             f"SO-{next(self._so_seq):07d}",
@@ -405,7 +433,7 @@ class ErpCore(SystemCore):
                 order_no=order.order_no,
                 reason=reason,
                 exposure=round(exposure, 2),
-                credit_limit=cust.credit_limit,
+                credit_limit=round(self.credit_limits[cust.customer_no], 2),
             )
         elif status == "BACKORDERED":
             self.record(
