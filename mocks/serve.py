@@ -89,8 +89,13 @@ def build_mock(
     webhook_secret: str = DEFAULT_WEBHOOK_SECRET,
     admin_token: str | None = None,
     webhook_delay_scale: float = 1.0,
+    clock_epoch: float | None = None,
 ) -> Mock:
-    """One mock with its own env, clock, faults and webhook delivery, ready for uvicorn."""
+    """One mock with its own env, clock, faults and webhook delivery, ready for uvicorn.
+
+    ``clock_epoch`` (Unix seconds): simulated time 0 is that wall instant, the same for every mock
+    of a live run (``sim.live``); in the future the world holds at 0 until then (``PUT /_twin/clock``
+    can still move it). Without it each mock's clock starts when its server does."""
     from sim.masterdata import generate
 
     cls = core_class(system)
@@ -111,11 +116,19 @@ def build_mock(
 
     def new_core() -> SystemCore:
         core = cls(simpy.Environment(), md, scenario, streams, emit=deliverer.enqueue)  # type: ignore[call-arg]
+        if system == "erp":
+            # Served live, a token must last an hour of *wall* time and say so in wall seconds:
+            # clients (the reference runtime, any SUT) time their cache by the wall clock.
+            wall_ttl = float(getattr(core, "token_ttl", 3600.0))
+            core.token_ttl = wall_ttl * scenario.live.compression  # type: ignore[attr-defined]
+            core.token_expires_in = wall_ttl  # type: ignore[attr-defined]
         box["core"] = core
         return core
 
     core = new_core()
     clock = LiveClock.from_settings(core.env, scenario.live)
+    if clock_epoch is not None:
+        clock.anchor_epoch(clock_epoch)
     create = getattr(api, "create_app", None)
     app = create(core) if create is not None else make_app(core, api.router)
     configure_app(
@@ -132,11 +145,18 @@ def build_mock(
 # --------------------------------------------------------------------------------------- sockets
 
 
+def _tcp_socket() -> socket.socket:
+    # IPPROTO_TCP must be explicit: asyncio only sets TCP_NODELAY on accepted connections when the
+    # listening socket says so, and without it keep-alive requests wait ~40 ms on delayed ACKs.
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    return s
+
+
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket on ``port``, or on any free port when it is taken (or 0)."""
     for p in (port, 0) if port else (0,):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s = _tcp_socket()
         try:
             s.bind((host, p))
         except OSError as e:
@@ -242,8 +262,7 @@ def run_one_process(
     sockets = {}
     for s in systems:
         if exact_ports:  # a child of --separate: the parent chose the port
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock = _tcp_socket()
             sock.bind((host, wanted[s]))
             sock.listen(2048)
             sockets[s] = sock
@@ -328,6 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--webhook-base", default=os.environ.get("TWIN_INTEGRATION_URL", DEFAULT_INTEGRATION))
     ap.add_argument("--webhook-secret", default=os.environ.get("TWIN_WEBHOOK_SECRET", DEFAULT_WEBHOOK_SECRET))
     ap.add_argument("--webhook-delay-scale", type=float, default=1.0)
+    ap.add_argument("--clock-epoch", type=float, help="Unix seconds at which simulated time 0 starts")
     a = ap.parse_args(argv)
     systems = tuple(a.only or SYSTEMS)
     kw = {
@@ -335,6 +355,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "webhook_secret": a.webhook_secret,
         "webhook_delay_scale": a.webhook_delay_scale,
     }
+    if a.clock_epoch is not None:
+        kw["clock_epoch"] = a.clock_epoch
     scenario = load(a.scenario, a.overrides)
     try:
         if a.separate:

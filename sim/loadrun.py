@@ -371,11 +371,16 @@ def reconcile_orders(
     from sim.reconcile import demand_log, entries_frame, exceptions_frame, outcome_counts, reconcile
 
     ids = set(recorded)
-    flat = [e for s in SYSTEMS for e in ledgers.get(s, [])]
+    cols = ("seq", "t", "system", "kind", "entity", "ref", "correlation_id", "idempotency_key", "data")
+
+    def full(e: dict[str, Any]) -> dict[str, Any]:
+        return {c: e.get(c) for c in cols}
+
+    flat = [full(e) for s in SYSTEMS for e in ledgers.get(s, [])]
     if not flat:
         return
     entries = entries_frame(flat)
-    crm = entries_frame([e for e in ledgers.get("crm", []) if _is_ours(e, run_prefix, ids)])
+    crm = entries_frame([full(e) for e in ledgers.get("crm", []) if _is_ours(e, run_prefix, ids)])
     demand = demand_log(crm)
     orders = reconcile(entries, demand, exceptions_frame(exceptions))
     counts.outcomes = outcome_counts(orders)
@@ -663,8 +668,12 @@ def run_load(opts: LoadOptions, echo: Any = print) -> LoadResult:
 def _run_locust(
     opts: LoadOptions, schedule: Any, run_dir: Path, urls: dict[str, str], run_id: str, children: Children
 ) -> None:
+    # The locustfile reads its whole configuration from TWIN_* variables: start from a clean slate
+    # so a variable left in the shell cannot make the workers pace a different schedule.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("TWIN_LOAD_", "TWIN_SCENARIO", "TWIN_PEAK"))}
+    inherited.pop("TWIN_ERP_URL", None)
     env = {
-        **os.environ,
+        **inherited,
         "TWIN_SCENARIO": str(Path(opts.scenario).resolve()),
         "TWIN_SCENARIO_SET": "\n".join(opts.overrides),
         "TWIN_LOAD_DURATION": str(opts.duration_s),

@@ -210,3 +210,39 @@ def test_read_locust_stats_and_summary(tmp_path: Path) -> None:
     )
     text = format_summary(r)
     assert "crm:submit_order" in text and "in ERP 11" in text and "SLO breached: slo.lost" in text
+
+
+def test_reconciled_outcomes_judge_fallout_but_not_stuck_orders() -> None:
+    from sim.loadrun import reconcile_orders
+
+    def crm(i: str) -> dict[str, object]:
+        data = {"po_number": f"LTA-{i}", "customer_no": "C000001", "lines": [["SKU-00001", 2]], "requested_t": 3e5}
+        return {"seq": 1, "t": 0.0, "system": "crm", "kind": "order.submitted", "entity": i, "ref": i, "data": data}
+
+    def so(i: str, t: float) -> dict[str, object]:
+        data = {"lines": [["SKU-00001", 2, 10.0]], "order_no": f"SO-{i}"}
+        return {
+            "seq": 1,
+            "t": t,
+            "system": "erp",
+            "kind": "sales_order.created",
+            "entity": f"SO-{i}",
+            "ref": i,
+            "data": data,
+        }
+
+    ledgers = {"crm": [crm("a"), crm("b"), crm("c")], "erp": [so("a", 3600.0), so("b", 7200.0), so("b", 7300.0)]}
+    ids = ["a", "b", "c"]
+    counts = count_orders(ledgers, "LTA", ids)
+    exceptions = [{"crm_id": "c", "category": "technical", "reason": "invalid_token"}]
+    reconcile_orders(ledgers, counts, "LTA", ids, compression=3600.0, exceptions=exceptions)
+    assert counts.outcomes["stuck"] == 1 and counts.outcomes["duplicate"] == 1
+    assert counts.outcomes["dead_lettered_technical"] == 1 and counts.outcomes["lost"] == 0
+    # submit -> ERP in wall seconds: 3600 and 7200 simulated seconds at 3600 per wall second
+    assert counts.kpis["latency_s"]["erp_accepted"]["max"] == pytest.approx(2.0)
+    slo = {"stuck": 0, "dlq": 0, "duplicates": 0, "lost": 0, "latency": {"erp_accepted": {"p50": 1.2}}}
+    scenario = Scenario.model_validate({"name": "slo", "slo": slo})
+    v = judge(scenario, LoadOptions(scenario=Path("x")), _stats(10, 0, 0.01), None, counts, 0)
+    text = "\n".join(v.breaches)
+    assert "slo.duplicates" in text and "slo.dlq" in text and "slo.latency_s.erp_accepted.p50" in text
+    assert "stuck" not in text and "slo.lost" not in text
