@@ -20,8 +20,9 @@ from typing import Any
 
 import simpy
 
-from mocks.carrier.schemas import RateRequest, ShipmentCreate, parse
+from mocks.carrier.schemas import RateRequest, ShipmentCreate
 from mocks.core.base import Emit, Request, Response, Route, SystemCore, error
+from mocks.core.validation import parse
 from mocks.ledger import Ledger
 from sim.calendar import Calendar
 from sim.masterdata import MasterData

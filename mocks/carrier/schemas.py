@@ -6,11 +6,9 @@ mode calls the core with plain dicts). Public models document response shapes.
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from mocks.core.base import Response, error
+from pydantic import BaseModel, ConfigDict, Field
 
 Service = Literal["GROUND", "2DAY", "NEXT_DAY"]
 MAX_PACKAGE_LB = 150.0  # parcel network limit; heavier goes LTL freight
@@ -104,34 +102,3 @@ class TrackingUpdate(_Out):
     shipperReference: str
     eventCode: str
     eventTime: str
-
-
-# ----------------------------------------------------------------------------------- helpers
-
-
-def field_path(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc) or "(body)"
-
-
-def validation_error(e: ValidationError) -> Response:
-    """The first problem as the documented error body: field path plus reason."""
-    first = e.errors()[0]
-    typ, msg = first["type"], first["msg"]
-    if typ == "missing":
-        msg = "required but missing"
-    elif typ == "extra_forbidden":
-        msg = "unknown field"
-    elif msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
-    path = field_path(tuple(first["loc"]))
-    return error(422, "validation_error", f"{path}: {msg}", path)
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def parse(model: type[M], body: Any) -> M | Response:
-    try:
-        return model.model_validate(body if body is not None else {})
-    except ValidationError as e:
-        return validation_error(e)

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import simpy
 
 from mocks.core.base import Emit, Request, Response, Route, SystemCore, error
+from mocks.core.validation import parse
 from mocks.crm import schemas as s
 from mocks.ledger import Ledger
 from sim.calendar import Calendar
@@ -197,7 +198,7 @@ class CrmCore(SystemCore):
         return self._submit(req)
 
     def _submit(self, req: Request, requested_t: float | None = None) -> Response:
-        body = s.parse(s.OrderCreate, req.body)
+        body = parse(s.OrderCreate, req.body)
         if isinstance(body, Response):
             return body
         cust = self.md.by_account_id.get(body.AccountId)
@@ -296,7 +297,7 @@ class CrmCore(SystemCore):
         o = self._order(req)
         if isinstance(o, Response):
             return o
-        body = s.parse(s.OrderUpdate, req.body)
+        body = parse(s.OrderUpdate, req.body)
         if isinstance(body, Response):
             return body
         o.modified_t = self.env.now

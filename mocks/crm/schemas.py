@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from mocks.erp.schemas import parse, validation_error
+from mocks.core.validation import parse, validation_error
 
 __all__ = ["parse", "validation_error"]
 

@@ -8,11 +8,9 @@ Public models document the response shapes (the core builds plain dicts of the s
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from mocks.core.base import Response, error
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _In(BaseModel):
@@ -147,34 +145,3 @@ class SalesOrderPublic(_Out):
     NetValue: float
     Currency: str
     Lines: list[SalesOrderLinePublic]
-
-
-# ----------------------------------------------------------------------------------- helpers
-
-
-def field_path(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc) or "(body)"
-
-
-def validation_error(e: ValidationError) -> Response:
-    """The first problem as the documented error body: field path plus reason."""
-    first = e.errors()[0]
-    typ, msg = first["type"], first["msg"]
-    if typ == "missing":
-        msg = "required but missing"
-    elif typ == "extra_forbidden":
-        msg = "unknown field"
-    elif msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
-    path = field_path(tuple(first["loc"]))
-    return error(422, "validation_error", f"{path}: {msg}", path)
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def parse(model: type[M], body: Any) -> M | Response:
-    try:
-        return model.model_validate(body if body is not None else {})
-    except ValidationError as e:
-        return validation_error(e)

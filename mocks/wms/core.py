@@ -16,8 +16,9 @@ from typing import Any
 import simpy
 
 from mocks.core.base import Emit, Request, Response, Route, SystemCore, error
+from mocks.core.validation import parse
 from mocks.ledger import Ledger
-from mocks.wms.schemas import FulfillmentCreate, ShipConfirm, parse
+from mocks.wms.schemas import FulfillmentCreate, ShipConfirm
 from sim.calendar import Calendar
 from sim.masterdata import MasterData
 from sim.rng import Streams

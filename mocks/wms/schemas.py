@@ -9,11 +9,9 @@ integration must convert, rather than a generic enum error. Public models docume
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from mocks.core.base import Response, error
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class _In(BaseModel):
@@ -109,34 +107,3 @@ class MilestoneEvent(_Out):
     status: str
     packages: list[PackagePublic]
     event_time_ms: int
-
-
-# ----------------------------------------------------------------------------------- helpers
-
-
-def field_path(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc) or "(body)"
-
-
-def validation_error(e: ValidationError) -> Response:
-    """The first problem as the documented error body: field path plus reason."""
-    first = e.errors()[0]
-    typ, msg = first["type"], first["msg"]
-    if typ == "missing":
-        msg = "required but missing"
-    elif typ == "extra_forbidden":
-        msg = "unknown field"
-    elif msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
-    path = field_path(tuple(first["loc"]))
-    return error(422, "validation_error", f"{path}: {msg}", path)
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def parse(model: type[M], body: Any) -> M | Response:
-    try:
-        return model.model_validate(body if body is not None else {})
-    except ValidationError as e:
-        return validation_error(e)
