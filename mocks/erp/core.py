@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import simpy
 
 from mocks.core.base import Emit, Request, Response, Route, SystemCore, error
+from mocks.core.validation import parse
 from mocks.erp import schemas as s
 from mocks.ledger import Ledger
 from sim.masterdata import Address, Customer, MasterData
@@ -143,6 +144,9 @@ class ErpCore(SystemCore):
         self.scenario = scenario
         self.client_secret = DEFAULT_CLIENT_SECRET
         self.token_ttl = 3600.0
+        # What ``expires_in`` reports; None: ``token_ttl``. Served live the TTL is stretched to an hour
+        # of wall time and this says 3600 (clients count wall seconds): ``mocks.serve.build_mock``.
+        self.token_expires_in: float | None = None
         self._tokens: dict[str, Token] = {}
         self._token_seq = itertools.count(1)
         self._token_salt = streams.seed
@@ -206,7 +210,7 @@ class ErpCore(SystemCore):
         return None
 
     def op_token(self, req: Request) -> Response:
-        body = s.parse(s.TokenRequest, req.body)
+        body = parse(s.TokenRequest, req.body)
         if isinstance(body, Response):
             return body
         if body.client_secret != self.client_secret:
@@ -226,7 +230,7 @@ class ErpCore(SystemCore):
             {
                 "access_token": value,
                 "token_type": "Bearer",
-                "expires_in": int(self.token_ttl),
+                "expires_in": int(self.token_ttl if self.token_expires_in is None else self.token_expires_in),
                 "scope": " ".join(wanted),
             },
         )
@@ -360,7 +364,7 @@ class ErpCore(SystemCore):
     # ------------------------------------------------------------------------------- sales orders
 
     def op_create_sales_order(self, req: Request) -> Response:
-        body = s.parse(s.SalesOrderCreate, req.body)
+        body = parse(s.SalesOrderCreate, req.body)
         if isinstance(body, Response):
             return body
         cust = self.md.by_customer_no.get(body.SoldTo)
