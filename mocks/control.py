@@ -13,6 +13,8 @@ Routes (all but ``health`` need header ``X-Twin-Admin-Token``; 401 without or wi
 - ``GET    /_twin/webhooks?since=&limit=`` webhook events and delivery attempts (if a deliverer is set)
 - ``GET    /_twin/health``            liveness (no token)
 - ``GET    /_twin/clock``             simulated now, lag, max lag seen
+- ``PUT    /_twin/clock``             ``{"epoch": <Unix seconds>}``: simulated time 0 is that wall instant
+  (live runs align every mock on one epoch); 409 once the env has moved past 0
 
 Validation errors answer 422 ``{error: "invalid_fault_window"|"invalid_profile", problems: [...]}``
 with each problem naming the field, in the scenario loader's format.
@@ -217,4 +219,22 @@ def clock(request: Request) -> dict[str, Any]:
     c = getattr(request.app.state, "clock", None)
     if c is None:
         return {"now": _now(request), "lag_s": 0.0, "max_lag_seen_s": 0.0, "lag_exceeded": False, "running": False}
+    return c.status()
+
+
+@router.put("/clock")
+async def put_clock(request: Request) -> Any:
+    c = getattr(request.app.state, "clock", None)
+    if c is None:
+        raise HTTPException(409, detail="this mock runs without a live clock")
+    try:
+        epoch = float((await request.json())["epoch"])
+    except (ValueError, KeyError, TypeError):
+        return JSONResponse(
+            {"error": "invalid_clock", "field": "epoch", "message": "epoch: a number (Unix seconds)"}, 422
+        )
+    if c.env.now > 0:
+        # The world has already moved: re-anchoring would make simulated time jump or run backwards.
+        return JSONResponse({"error": "clock_started", "field": "epoch", "now": c.env.now}, 409)
+    c.anchor_epoch(epoch)
     return c.status()

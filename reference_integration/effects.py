@@ -50,6 +50,15 @@ class StateGet:
 
 
 @dataclass(frozen=True, slots=True)
+class StateGetMany:
+    """Read several keys at one instant; returns their values in order (None where missing).
+    Interpreters without it may answer None: ``reconciliation.states`` then falls back to one
+    ``StateGet`` per key."""
+
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class StatePut:
     """Write workflow state by key (value: JSON-serialisable)."""
 
@@ -67,5 +76,5 @@ class Result:
     attempts: int = 1
 
 
-Effect = Call | Sleep | Now | Publish | StateGet | StatePut
+Effect = Call | Sleep | Now | Publish | StateGet | StateGetMany | StatePut
 Workflow = Generator[Effect, Any, Any]

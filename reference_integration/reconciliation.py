@@ -20,11 +20,12 @@ webhook path's.
 from __future__ import annotations
 
 from collections.abc import Generator, Mapping
+from itertools import chain
 from typing import Any
 
 from reference_integration import mappings as m
 from reference_integration.canonical import OrderStatus
-from reference_integration.effects import Effect, Now, Publish, StateGet, StatePut, Workflow
+from reference_integration.effects import Effect, Now, Publish, StateGet, StateGetMany, StatePut, Workflow
 from reference_integration.errors import CallFailed
 from reference_integration.mappings import MappingError
 from reference_integration.workflows import (
@@ -56,14 +57,31 @@ def sweep(ctx: WorkflowContext, since: float | None = None) -> Workflow:
     ``REAUDIT_S``; returns the counts."""
     now = yield Now()
     start = now - LOOKBACK_S if since is None else max(since, now - LOOKBACK_S)
-    ids: dict[str, None] = {}
-    for b in range(int(start // TOUCH_BUCKET_S), int(now // TOUCH_BUCKET_S) + 1):
-        for crm_id in (yield StateGet(f"touched:{b}")) or []:
-            ids[crm_id] = None
+    hours = range(int(start // TOUCH_BUCKET_S), int(now // TOUCH_BUCKET_S) + 1)
+    lists = yield from states([f"touched:{b}" for b in hours])
+    buckets = {b: lst or [] for b, lst in zip(hours, lists, strict=True)}
+    order = list(dict.fromkeys(chain.from_iterable(buckets.values())))
+    closed: set[str] = set()
     repairs = audited = errors = 0
-    for crm_id in ids:
-        st = yield StateGet(state_key(crm_id))
-        if not st or _closed(st) or now - st.get("touched", now) < SETTLE_S:
+    # Orders are judged on their state as it is when the walk reaches them. Skipping takes no time,
+    # so a run of skipped orders can be read in one go; an audit lets time pass (other workflows
+    # write meanwhile), so what follows it is read afresh.
+    snapshot: list[Any] = []
+    base = i = 0
+    ahead = _READ_AHEAD
+    while i < len(order):
+        if i - base >= len(snapshot):
+            base = i
+            snapshot = yield from states([state_key(c) for c in order[i : i + ahead]])
+            ahead = min(2 * ahead, 64 * _READ_AHEAD)  # a long run of skips: read further ahead
+        crm_id, st = order[i], snapshot[i - base]
+        i += 1
+        if not st:
+            continue
+        if st.get("status") in _TERMINAL:
+            closed.add(crm_id)
+            continue
+        if now - st.get("touched", now) < SETTLE_S:
             continue
         if st.get("audited") is not None and now - st["audited"] < _reaudit_after(st):
             continue
@@ -79,17 +97,44 @@ def sweep(ctx: WorkflowContext, since: float | None = None) -> Workflow:
         # Straight StatePut, not ``save``: an audit is not a touch (it must not keep the order in
         # the recent buckets forever).
         yield StatePut(state_key(crm_id), {**(st or {"crm_id": crm_id}), "audited": now})
+        snapshot, base, ahead = [], i, _READ_AHEAD
+    # A delivered or cancelled order never reopens (``OrderStatus.advances_from``; ``save`` keeps
+    # the further status), so it leaves the buckets for good: later sweeps then walk the open
+    # orders of the look-back only, not every order of the week. Read and write back to back (no
+    # wait between them in either interpreter) so a concurrent ``save`` is never lost.
+    for b, lst in buckets.items():
+        if closed and not closed.isdisjoint(lst):
+            key = f"touched:{b}"
+            current = (yield StateGet(key)) or []
+            yield StatePut(key, [c for c in current if c not in closed])
     counts = {"repairs": repairs, "audited": audited, "errors": errors}
     yield Publish("metrics", counts)
     return counts
+
+
+_READ_AHEAD = 16  # orders read by the first StateGetMany after an audit (doubling while skipping)
+
+
+def states(keys: list[str]) -> Generator[Effect, Any, list[Any]]:
+    """The values of ``keys`` at one instant: one ``StateGetMany`` in the bundled interpreters, one
+    ``StateGet`` per key in an interpreter that answers ``StateGetMany`` with None."""
+    got = yield StateGetMany(tuple(keys))
+    if got is None:
+        got = []
+        for k in keys:
+            got.append((yield StateGet(k)))
+    return list(got)
 
 
 def _reaudit_after(st: Mapping[str, Any]) -> float:
     return PARKED_REAUDIT_S if st.get("status") in _PARKED else REAUDIT_S
 
 
+_TERMINAL = frozenset(s.value for s in OrderStatus if s.terminal)
+
+
 def _closed(st: Mapping[str, Any]) -> bool:
-    return bool(st.get("status")) and OrderStatus(st["status"]).terminal
+    return st.get("status") in _TERMINAL
 
 
 def audit_order(ctx: WorkflowContext, crm_id: str, check_crm: bool = True) -> Generator[Effect, Any, int]:

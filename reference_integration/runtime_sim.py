@@ -13,7 +13,9 @@ The transport is the simulated network (``sim/network.py``): a callable
 ``Idempotency-Key`` (only when the profile uses keys), ``Authorization: Bearer`` for ERP.
 The runtime enforces ``timeout_s`` itself too: if the transport has not answered by then the
 attempt is a ``CallTimeout`` and the transport process is left to finish on its own (the request
-may still be processed downstream, as in real life).
+may still be processed downstream, as in real life). A transport that guarantees an answer by
+the deadline itself exposes ``send_within_deadline(call, headers, timeout_s)`` (``SimNetwork``
+does): it then runs inside the workflow's process, with no extra process, timer or condition.
 """
 
 from __future__ import annotations
@@ -132,6 +134,12 @@ class SimRuntime:
             return e
 
     def _send(self, op: Send) -> Generator[simpy.Event, Any, Result | CallFailed]:
+        inline = getattr(self.transport, "send_within_deadline", None)
+        if inline is not None:
+            # The simulated network answers by the deadline itself (a CallTimeout at the latest, the
+            # server finishing on its own): run it in this process, one SimPy event per attempt
+            # instead of a process, a timer and a condition.
+            return (yield from inline(op.call, op.headers, op.timeout_s))
         proc = self.env.process(self._attempt(op))
         timer = self.env.timeout(op.timeout_s)
         yield proc | timer

@@ -124,6 +124,10 @@ class MemoryStore:
     def get_state(self, key: str) -> Any:
         return self.state.get(key)
 
+    def get_states(self, keys: Iterable[str]) -> list[Any]:
+        """``get_state`` of each key (the audit sweep reads thousands at once)."""
+        return list(map(self.state.get, keys))
+
     def put_state(self, key: str, value: Any, outbox: Iterable[tuple[str, Any]] = ()) -> None:
         self.state[key] = value
         for topic, payload in outbox:

@@ -23,9 +23,9 @@ def _root() -> None:
 
 
 # Explicit list: importing a module registers its commands on ``app``.
-from sim import cli_demo, cli_integration, cli_load, cli_mocks, cli_run, cli_scenario  # noqa: E402
+from sim import cli_check, cli_demo, cli_integration, cli_load, cli_mocks, cli_run, cli_scenario, cli_sweep  # noqa: E402
 
-for _module in (cli_scenario, cli_mocks, cli_integration, cli_run, cli_load, cli_demo):
+for _module in (cli_scenario, cli_mocks, cli_integration, cli_run, cli_load, cli_demo, cli_sweep, cli_check):
     _module.register(app)
 
 

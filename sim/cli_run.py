@@ -73,6 +73,30 @@ def _runner(mode: str) -> Any:
     raise typer.BadParameter(f"--mode must be virtual or live, got {mode!r}")
 
 
+def _live_runner(run: Any, console: Console, sut: str | None, port_base: int | None) -> Any:
+    """run_live with the CLI's options, its warnings printed, its failures as a clear message (exit 1)."""
+
+    def go(sc: Scenario, **kw: Any) -> Any:
+        from sim.live import LiveError
+
+        try:
+            return run(
+                sc,
+                sut_url=sut,
+                port_base=port_base,
+                warn=lambda m: console.print(f"[yellow]warning: {m}[/yellow]"),
+                **kw,
+            )
+        except LiveError as e:
+            console.print(f"[red]live run failed: {e}[/red]")
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            console.print("[red]interrupted: every child process was stopped[/red]")
+            raise typer.Exit(130) from None
+
+    return go
+
+
 def _replicate(args: tuple[str, dict[str, Any], int, str, bool]) -> tuple[int, dict[str, Any], list[str], str]:
     """One replication in a worker process (top level: must be picklable)."""
     mode, scenario_data, seed, out, report = args
@@ -120,17 +144,33 @@ def run_cmd(
     replications: int = typer.Option(1, "--replications", "-n", min=1, help="independent replications (parallel)"),
     jobs: int | None = typer.Option(None, "--jobs", "-j", min=1, help="worker processes for replications"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    sut: str | None = typer.Option(
+        None, "--sut", help="live mode against your own integration at this URL (see docs/sut-contract.md)"
+    ),
+    port_base: int | None = typer.Option(
+        None,
+        "--port-base",
+        help="live: crm on this port, erp +1, wms +2, carrier +3 (default: 8701 with --sut, else free)",
+    ),
 ) -> None:
     """Run a scenario and write its run folder (KPIs, orders, events, calls, report)."""
     console = Console()
     if profile is not None and profile not in ("naive", "resilient"):
         raise typer.BadParameter("--profile must be naive or resilient")
+    if sut is not None:
+        if not re.match(r"^https?://[^/\s]+", sut):
+            raise typer.BadParameter(f"--sut must be an http(s) URL, got {sut!r}")
+        mode = "live"  # an external integration can only be driven over HTTP
+    if port_base is not None and not (0 <= port_base <= 65532):
+        raise typer.BadParameter(f"--port-base must be 0..65532, got {port_base}")
     sc = _load(scenario, list(sets), seed)
     if profile is not None:
         data = sc.model_dump(mode="json")
         data["integration"]["profile"] = profile
         sc = Scenario.model_validate(data)
     run = _runner(mode)
+    if mode == "live":
+        run = _live_runner(run, console, sut, port_base if port_base is not None else (8701 if sut else None))
     folder = out or _default_out(sc, mode)
 
     if replications == 1:

@@ -74,6 +74,13 @@ class LiveClock:
         self.failure = None
         self._anchor()
 
+    def anchor_epoch(self, epoch: float) -> None:
+        """Put simulated ``env.now`` at the Unix time ``epoch`` (may be in the future: the env holds
+        until then). Live runs give every mock process the same epoch, so their simulated clocks
+        agree to within the OS clock's precision instead of each starting at its own lifespan."""
+        self._origin_wall = self._wall() + (epoch - time.time())
+        self._origin_sim = self.env.now
+
     def wall_now(self) -> float:
         """Wall seconds since the clock was anchored (first ``start`` or ``sync``)."""
         self._anchor()

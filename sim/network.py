@@ -171,6 +171,10 @@ class SimNetwork:
             return Result(resp.status, copy.deepcopy(resp.body), dict(resp.headers))
         return _result(resp)
 
+    # ``SimRuntime`` runs this inline in the workflow's process: ``send`` always answers by
+    # ``timeout_s`` (at the deadline with a CallTimeout when the server is slower).
+    send_within_deadline = send
+
     def _timeout(self, system: str, op: str) -> CallFailed:
         self.stats.timeouts += 1
         return CallTimeout(system, op)
@@ -253,8 +257,8 @@ class WebhookNetwork:
                     self.stats.webhook_lost += 1
                     continue
                 delay += wd.redeliver_after_s
-            first_fails = wd.malformed and copy_no == 0
-            self._schedule(system, env_, delay, 1, first_fails)
+            # Malformed: every copy and every retry carries the same broken bytes (as live does).
+            self._schedule(system, env_, delay, 1, wd.malformed)
 
     def _schedule(self, system: str, env_: dict[str, Any], delay: float, attempt: int, fail: bool = False) -> None:
         self.in_flight += 1
@@ -277,4 +281,4 @@ class WebhookNetwork:
             return
         self.stats.webhook_retries += 1
         backoff = self.policy.backoff * (2 ** (attempt - 1))
-        self._schedule(system, env_, backoff + self._lat(system), attempt + 1)
+        self._schedule(system, env_, backoff + self._lat(system), attempt + 1, fail)

@@ -77,6 +77,9 @@ class RunResult:
     exceptions: pd.DataFrame
     breaches: list[Breach] = field(default_factory=list)
     out: Path | None = None
+    # The integration's DLQ entries (``reference_integration.store.DlqEntry``: category, reason,
+    # workflow, payload), replayed ones included: what an operator would see and replay.
+    dlq: list[Any] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -332,6 +335,7 @@ def run_virtual(
         drained_quiet=_quiet(world),
     )
     result = RunResult(scenario, meta, kpis, orders, events, calls, exc, breaches)
+    result.dlq = list(world.runtime.store.dlq_list(include_replayed=True))
     if out is not None:
         result.out = write_run(
             out,

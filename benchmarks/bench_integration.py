@@ -1,0 +1,420 @@
+"""What the live reference integration costs, measured through real processes on loopback.
+
+The four mocks (``twin mocks serve --separate``: one process each) and the integration
+(``twin integration serve --profile resilient``) run as child processes; orders are POSTed to the
+CRM mock and followed through the ledgers.
+
+(a) overhead: at a moderate, paced load (default 50 orders/s for 10 s), each order's end-to-end time
+    from the CRM accepting it to the ERP creating its sales order, minus the time the mocks
+    themselves spent serving the calls the workflow made on the way (their request journals,
+    ``/_twin/requests``, fixed injected latency included). What remains is the integration's own
+    cost: webhook intake (HMAC, JSON, SQLite commit), scheduling, policies, HTTP client, plus the
+    CRM mock's webhook delivery. Target: p99 <= 15 ms.
+(b) throughput: orders submitted as fast as the CRM takes them for a bounded time, and the rate at
+    which they come out in ERP. Target: >= 300 orders/s.
+
+Ledger times are simulated seconds on each mock's own live clock; each mock's ``/_twin/clock`` is
+read next to ``time.time()`` to turn them back into wall time (error: half a loopback round trip).
+
+    python benchmarks/bench_integration.py [--rate 50] [--seconds 10] [--burst-seconds 10] [--latency 0.002]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from test_integration_live import (  # noqa: E402
+    SYSTEMS,
+    TWIN,
+    LiveTwin,
+    OrderFeed,
+    free_port,
+    stream_orders,
+    write_scenario,
+)
+
+
+def cpu_seconds(twin: LiveTwin) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by each child process group, mocks split per system
+    (Linux ``/proc``). CPU per order is what a shared machine cannot distort much: wall-clock rates
+    depend on who else is running, CPU per order hardly does."""
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+    groups = {p.pid: name for name, p in twin.procs.items()}
+    out: dict[str, float] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{d}/stat").read_text()
+            cmd = Path(f"/proc/{d}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        rest = stat[stat.rindex(")") + 2 :].split()
+        name = groups.get(int(rest[2]))  # process group id
+        if name is None:
+            continue
+        if "--only " in cmd:
+            name = cmd.split("--only ", 1)[1].split()[0]
+        out[name] = out.get(name, 0.0) + (int(rest[11]) + int(rest[12])) / tick
+    return out
+
+
+def cpu_per_order(before: dict[str, float], after: dict[str, float], n: int) -> dict[str, float]:
+    return {k: (after[k] - before.get(k, 0.0)) / max(n, 1) * 1e3 for k in after if after[k] - before.get(k, 0.0) > 0}
+
+
+def pct(xs: list[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    s = sorted(xs)
+    return s[min(len(s) - 1, max(0, round(q / 100 * (len(s) - 1))))]
+
+
+def wall_mapping(twin: LiveTwin) -> dict[str, tuple[float, float]]:
+    """Per mock (compression, wall epoch of simulated t = 0): wall(t) = epoch + t / compression."""
+    out = {}
+    for s in SYSTEMS:
+        best: tuple[float, float, float] | None = None
+        for _ in range(5):  # the fastest round trip bounds the error best
+            t0 = time.time()
+            st = httpx.get(f"{twin.urls[s]}/_twin/clock", headers=twin.admin, timeout=5).json()
+            t1 = time.time()
+            if best is None or t1 - t0 < best[0]:
+                best = (t1 - t0, (t0 + t1) / 2 - st["target"] / st["compression"], st["compression"])
+        assert best is not None
+        out[s] = (best[2], best[1])
+    return out
+
+
+def journal(twin: LiveTwin, system: str) -> list[dict[str, Any]]:
+    r = httpx.get(
+        f"{twin.urls[system]}/_twin/requests", params={"limit": 1_000_000}, headers=twin.admin, timeout=30
+    ).raise_for_status()
+    return r.json()["requests"]
+
+
+def overhead(twin: LiveTwin, ids: list[str]) -> dict[str, Any]:
+    """Per order: end-to-end (CRM submitted -> ERP created) and the mocks' share of it."""
+    clocks = wall_mapping(twin)
+
+    def wall(system: str, t: float) -> float:
+        comp, epoch = clocks[system]
+        return epoch + t / comp
+
+    want = set(ids)
+    submitted = {e["ref"]: wall("crm", e["t"]) for e in twin.ledger("crm") if e["kind"] == "order.submitted"}
+    created = {
+        e["ref"]: wall("erp", e["t"])
+        for e in twin.ledger("erp")
+        if e["kind"] == "sales_order.created" and e["ref"] in want
+    }
+    # The calls each order's workflow made before its sales order existed, as the mocks timed them.
+    mock_s: dict[str, float] = {}
+    calls: dict[str, int] = {}
+    for s in SYSTEMS:
+        for r in journal(twin, s):
+            cid = r.get("correlation_id")
+            if cid not in created or r.get("op") == "submit_order":
+                continue
+            if wall(s, r["t"]) <= created[cid] + 0.0005:
+                mock_s[cid] = mock_s.get(cid, 0.0) + r["latency_s"]
+                calls[cid] = calls.get(cid, 0) + 1
+    e2e = [created[c] - submitted[c] for c in created if c in submitted]
+    over = [created[c] - submitted[c] - mock_s.get(c, 0.0) for c in created if c in submitted]
+    return {
+        "orders": len(ids),
+        "reached_erp": len(created),
+        "e2e_ms": {q: pct(e2e, q) * 1e3 for q in (50, 95, 99)},
+        "mock_ms": {q: pct(list(mock_s.values()), q) * 1e3 for q in (50, 95, 99)},
+        "overhead_ms": {q: pct(over, q) * 1e3 for q in (50, 95, 99)},
+        "calls_per_order": statistics.mean(calls.values()) if calls else 0.0,
+    }
+
+
+async def burst(crm_url: str, feed: OrderFeed, seconds: float, concurrency: int) -> tuple[list[str], float]:
+    """Submit as fast as the CRM answers, ``concurrency`` requests at a time, for ``seconds``."""
+    ids: list[str] = []
+    payloads = [feed.payload() for _ in range(int(seconds * 1500))]  # built up front: off the clock
+    it = iter(payloads)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=crm_url, timeout=30, limits=limits) as c:
+        t0 = time.time()
+        deadline = time.monotonic() + seconds
+
+        async def worker() -> None:
+            while time.monotonic() < deadline:
+                body = next(it, None)
+                if body is None:
+                    return
+                r = await c.post("/services/data/v60.0/sobjects/Order", json=body)
+                if r.status_code == 201:
+                    ids.append(r.json()["id"])
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return ids, t0
+
+
+def throughput(twin: LiveTwin, ids: list[str], t0: float, drain_s: float) -> dict[str, Any]:
+    twin.drain(set(ids), timeout_s=drain_s)
+    clocks = wall_mapping(twin)
+    comp, epoch = clocks["erp"]
+    want = set(ids)
+    times = sorted(
+        epoch + e["t"] / comp for e in twin.ledger("erp") if e["kind"] == "sales_order.created" and e["ref"] in want
+    )
+    comp_c, epoch_c = clocks["crm"]
+    sub = sorted(
+        epoch_c + e["t"] / comp_c for e in twin.ledger("crm") if e["kind"] == "order.submitted" and e["ref"] in want
+    )
+    span = (times[-1] - sub[0]) if times and sub else float("nan")
+    return {
+        "submitted": len(ids),
+        "submit_per_s": len(ids) / (sub[-1] - sub[0]) if len(sub) > 1 else float("nan"),
+        "reached_erp": len(times),
+        "erp_per_s": len(times) / span if span == span and span > 0 else float("nan"),
+        "span_s": span,
+    }
+
+
+# --------------------------------------------------------------------------------------- (c) one mock
+
+
+def _raw_client(port: int, head: bytes, seconds: float, connections: int, q: Any) -> None:
+    """Keep-alive HTTP/1.1 on raw asyncio streams (cheap, so the server is what gets measured)."""
+
+    async def worker(deadline: float) -> int:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        done = 0
+        while time.perf_counter() < deadline:
+            writer.write(head)
+            h = await reader.readuntil(b"\r\n\r\n")
+            n = next(
+                (int(x.split(b":", 1)[1]) for x in h.split(b"\r\n") if x.lower().startswith(b"content-length:")), 0
+            )
+            await reader.readexactly(n)
+            if h[9:12] != b"201":
+                raise RuntimeError(f"unexpected status {h[9:12]!r}")
+            done += 1
+        writer.close()
+        return done
+
+    async def run() -> int:
+        deadline = time.perf_counter() + seconds
+        return sum(await asyncio.gather(*(worker(deadline) for _ in range(connections))))
+
+    q.put(asyncio.run(run()))
+
+
+def _proc_cpu(pid: int) -> float:
+    import os
+
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    rest = stat[stat.rindex(")") + 2 :].split()
+    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _serve_bare(port: int) -> None:
+    import uvicorn
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_mock import build_app
+
+    uvicorn.run(build_app("bare"), host="127.0.0.1", port=port, log_level="error", access_log=False)
+
+
+def _drive_server(
+    pid: int, port: int, head: bytes, seconds: float, clients: int, connections: int
+) -> tuple[float, float]:
+    """(requests per wall second, server CPU microseconds per request)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_raw_client, args=(port, head, seconds, connections, q)) for _ in range(clients)]
+    c0, t0 = _proc_cpu(pid), time.perf_counter()
+    for p in procs:
+        p.start()
+    n = sum(q.get() for _ in procs)
+    wall, cpu = time.perf_counter() - t0, _proc_cpu(pid) - c0
+    for p in procs:
+        p.join()
+    return n / wall, cpu / max(n, 1) * 1e6
+
+
+def mock_ceiling(seconds: float, clients: int, connections: int) -> dict[str, tuple[float, float]]:
+    """The real ERP mock (``twin mocks serve --only erp``, latency 0, fault engine idle) on
+    ``create_sales_order`` vs a bare FastAPI endpoint validating and echoing a model."""
+    import json
+    import multiprocessing as mp
+
+    from sim.masterdata import generate
+    from sim.rng import Streams
+    from sim.scenario import load_scenario
+
+    out: dict[str, tuple[float, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-mock-") as d:
+        tmp = Path(d)
+        sc = write_scenario(tmp / "erp.yaml", systems={"erp": {"latency": {"kind": "fixed", "value": 0}}})
+        scen = load_scenario(str(sc))
+        md = generate(scen.masterdata, Streams(scen.seed))
+        cust = md.customers[0].customer_no
+        lines = [{"ItemNo": k.sku, "Qty": 1, "UoM": "EA", "UnitPrice": md.price(cust, k.sku)} for k in md.skus[:2]]
+        body = json.dumps(
+            {"ExtRef": "801BENCH", "SoldTo": cust, "Plant": "WH01", "RequestedDate": "20260710", "Lines": lines}
+        ).encode()
+        twin = LiveTwin(tmp, sc)
+        try:
+            cmd = [*TWIN, "mocks", "serve", str(sc), "--only", "erp", "--port-base", "0"]
+            p = twin._spawn("mocks", cmd)
+            twin.urls = {}
+            deadline = time.monotonic() + 30
+            while "erp" not in twin.urls and time.monotonic() < deadline:
+                for line in (tmp / "mocks.log").read_text().splitlines():
+                    if line.startswith("erp"):
+                        twin.urls["erp"] = line.split()[1]
+                time.sleep(0.1)
+            twin.wait_healthy(f"{twin.urls['erp']}/_twin/health", 20)
+            port = int(twin.urls["erp"].rsplit(":", 1)[1])
+            tok = httpx.post(
+                f"{twin.urls['erp']}/oauth/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": "bench",
+                    "client_secret": "twin-secret",
+                    "scope": "orders",
+                },
+            ).json()["access_token"]
+            head = (
+                f"POST /api/v2/sales-orders HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+                f"Authorization: Bearer {tok}\r\nContent-Length: {len(body)}\r\n\r\n"
+            ).encode() + body
+            out["erp mock, create_sales_order"] = _drive_server(p.pid, port, head, seconds, clients, connections)
+        finally:
+            twin.close()
+    ctx = mp.get_context("spawn")
+    port = free_port()
+    srv = ctx.Process(target=_serve_bare, args=(port,), daemon=True)
+    srv.start()
+    try:
+        bare = json.dumps(
+            {"ExtRef": "801BENCH", "SoldTo": "C000001", "Lines": [{"ItemNo": "SKU-00001", "Qty": 2, "UoM": "EA"}]}
+        ).encode()
+        for _ in range(200):
+            try:
+                httpx.post(
+                    f"http://127.0.0.1:{port}/orders", content=bare, headers={"content-type": "application/json"}
+                )
+                break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        head = (
+            f"POST /orders HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(bare)}\r\n\r\n"
+        ).encode() + bare
+        assert srv.pid is not None
+        out["bare FastAPI"] = _drive_server(srv.pid, port, head, seconds, clients, connections)
+    finally:
+        srv.terminate()
+        srv.join(5)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rate", type=float, default=50.0, help="orders/s for the overhead measurement")
+    ap.add_argument("--seconds", type=float, default=10.0, help="length of the paced stream")
+    ap.add_argument("--burst-seconds", type=float, default=10.0, help="length of the as-fast-as-possible stream")
+    ap.add_argument("--concurrency", type=int, default=64, help="requests in flight during the burst")
+    ap.add_argument("--latency", type=float, default=0.002, help="fixed latency every mock injects, seconds")
+    ap.add_argument("--one-process", action="store_true", help="all mocks in one process instead of one each")
+    ap.add_argument("--skip", choices=("overhead", "throughput", "mock"), action="append", default=[])
+    ap.add_argument("--mock-seconds", type=float, default=5.0, help="per server, for (c)")
+    a = ap.parse_args()
+    import os
+    import platform
+
+    print(
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.node()}, {os.cpu_count()} CPUs,"
+        f" load average {os.getloadavg()[0]:.1f}, Python {platform.python_version()}"
+    )
+
+    if "mock" not in a.skip:
+        res = mock_ceiling(a.mock_seconds, clients=2, connections=16)
+        print(
+            "(c) one mock process vs bare FastAPI (wall req/s depends on the machine's other load; CPU per request hardly)"
+        )
+        for k, (rps, us) in res.items():
+            print(f"    {k:30s} {rps:7.0f} req/s   {us:6.0f} us CPU/request = {1e6 / us:6.0f} req/s per free core")
+        (m_rps, m_us), (b_rps, b_us) = res["erp mock, create_sales_order"], res["bare FastAPI"]
+        print(f"    ratio mock/bare: wall {m_rps / b_rps:.2f}, by CPU {b_us / m_us:.2f} (target >= 0.65)")
+        print(f"    ratio mock/5000 req/s: wall {m_rps / 5000:.2f}, per free core {1e6 / m_us / 5000:.2f}")
+    if a.skip and {"overhead", "throughput"} <= set(a.skip):
+        return
+    lat = {"latency": {"kind": "fixed", "value": a.latency}}
+    with tempfile.TemporaryDirectory(prefix="bench-integration-") as d:
+        tmp = Path(d)
+        sc = write_scenario(
+            tmp / "bench.yaml",
+            systems={s: lat for s in SYSTEMS},
+            webhooks={"max_attempts": 14, "backoff": 30, "timeout": 10},
+        )
+        twin = LiveTwin(tmp, sc, delay_scale=0.01, separate=not a.one_process)
+        try:
+            twin.start_mocks()
+            twin.start_integration()
+            feed = OrderFeed(sc, stream="bench")
+            asyncio.run(stream_orders(twin.urls["crm"], feed, 40, 40.0))  # warm caches and connections
+            twin.quiesce(10)
+            if "overhead" not in a.skip:
+                n = int(a.rate * a.seconds)
+                c0 = cpu_seconds(twin)
+                ids = asyncio.run(stream_orders(twin.urls["crm"], feed, n, a.rate, concurrency=256))
+                twin.drain(set(ids), timeout_s=120)
+                cpu = cpu_per_order(c0, cpu_seconds(twin), len(ids))
+                o = overhead(twin, ids)
+                print(f"(a) overhead at {a.rate:g} orders/s for {a.seconds:g} s, mock latency {a.latency * 1e3:g} ms")
+                print(
+                    f"    orders {o['orders']}, reached ERP {o['reached_erp']}, {o['calls_per_order']:.1f} calls/order"
+                )
+                for k in ("e2e_ms", "mock_ms", "overhead_ms"):
+                    v = o[k]
+                    print(f"    {k:12s} p50 {v[50]:7.2f}  p95 {v[95]:7.2f}  p99 {v[99]:7.2f}")
+                print(f"    ratio overhead p99 / target 15 ms: {o['overhead_ms'][99] / 15:.2f}")
+                print("    CPU ms/order: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(cpu.items())))
+                total = sum(cpu.values())
+                print(
+                    f"    CPU-bound ceiling: {1e3 / cpu.get('integration', float('nan')):.0f} orders/s per core for the"
+                    f" integration alone, {1e3 / total:.0f} orders/s per core for the whole twin ({total:.1f} ms/order)"
+                )
+                twin.quiesce(10)
+            if "throughput" not in a.skip:
+                c0 = cpu_seconds(twin)
+                ids, t0 = asyncio.run(burst(twin.urls["crm"], feed, a.burst_seconds, a.concurrency))
+                t = throughput(twin, ids, t0, drain_s=180)
+                cpu = cpu_per_order(c0, cpu_seconds(twin), len(ids))
+                print(f"(b) throughput, {a.burst_seconds:g} s as fast as possible, concurrency {a.concurrency}")
+                print(
+                    f"    submitted {t['submitted']} ({t['submit_per_s']:.0f}/s at the CRM), reached ERP"
+                    f" {t['reached_erp']} in {t['span_s']:.1f} s: {t['erp_per_s']:.0f} orders/s end to end"
+                )
+                print(f"    ratio orders/s / target 300: {t['erp_per_s'] / 300:.2f}")
+                print("    CPU ms/order: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(cpu.items())))
+        finally:
+            twin.close()
+
+
+if __name__ == "__main__":
+    main()
