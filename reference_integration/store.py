@@ -193,6 +193,12 @@ CREATE TABLE IF NOT EXISTS exceptions (
 """
 
 
+_PUT_STATE = (
+    "INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?)"
+    " ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+)
+
+
 def _dump(v: Any) -> str:
     return json.dumps(v, separators=(",", ":"), default=str)
 
@@ -206,6 +212,9 @@ class SqliteStore:
     returns; only an OS crash or power loss can drop the last commits. ``FULL`` adds an fsync per
     commit for that case at a large throughput cost; pass ``synchronous="FULL"`` to get it.
     One connection guarded by a lock: calls are short and the service is single-process.
+    Single-statement writes run in autocommit (SQLite makes each statement its own transaction,
+    same durability, half the statements); several statements that must land together use
+    ``BEGIN IMMEDIATE ... COMMIT``.
     """
 
     def __init__(self, path: str | Path, clock: Clock = time.time, synchronous: str = "NORMAL") -> None:
@@ -232,8 +241,8 @@ class SqliteStore:
 
     def accept_event(self, event: Any, now: float | None = None) -> bool:
         eid, source, type_, body = _event_fields(event)
-        with self._tx() as db:
-            cur = db.execute(
+        with self._lock:
+            cur = self._db.execute(
                 "INSERT OR IGNORE INTO inbox (id, source, type, body, received_at) VALUES (?, ?, ?, ?, ?)",
                 (eid, source, type_, _dump(body), self._now(now)),
             )
@@ -253,8 +262,8 @@ class SqliteStore:
         return row[0] if row else None
 
     def mark_done(self, event_id: str, status: str = "done") -> None:
-        with self._tx() as db:
-            db.execute("UPDATE inbox SET status = ? WHERE id = ?", (status, event_id))
+        with self._lock:
+            self._db.execute("UPDATE inbox SET status = ? WHERE id = ?", (status, event_id))
 
     def get_state(self, key: str) -> Any:
         with self._lock:
@@ -265,12 +274,14 @@ class SqliteStore:
         """State change and the downstream effects it implies commit together (transactional
         outbox): after a crash either both exist or neither, so nothing is sent twice or never."""
         now = self.clock()
+        row = (key, _dump(value), now)
+        outbox = list(outbox)
+        if not outbox:  # one statement: autocommit makes it its own transaction, no BEGIN/COMMIT
+            with self._lock:
+                self._db.execute(_PUT_STATE, row)
+            return
         with self._tx() as db:
-            db.execute(
-                "INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?)"
-                " ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                (key, _dump(value), now),
-            )
+            db.execute(_PUT_STATE, row)
             for topic, payload in outbox:
                 db.execute(
                     "INSERT INTO outbox (topic, payload, created_at) VALUES (?, ?, ?)", (topic, _dump(payload), now)
@@ -282,8 +293,8 @@ class SqliteStore:
         return [OutboxEntry(r[0], r[1], json.loads(r[2]), r[3]) for r in rows]
 
     def outbox_done(self, entry_id: int) -> None:
-        with self._tx() as db:
-            db.execute("DELETE FROM outbox WHERE id = ?", (entry_id,))
+        with self._lock:
+            self._db.execute("DELETE FROM outbox WHERE id = ?", (entry_id,))
 
     def idem_get(self, key: str) -> Any:
         with self._lock:
@@ -291,8 +302,8 @@ class SqliteStore:
         return json.loads(row[0]) if row else None
 
     def idem_put(self, key: str, value: Any) -> None:
-        with self._tx() as db:
-            db.execute(
+        with self._lock:
+            self._db.execute(
                 "INSERT OR REPLACE INTO idempotency (key, value, created_at) VALUES (?, ?, ?)",
                 (key, _dump(value), self.clock()),
             )

@@ -21,8 +21,11 @@ class _Out(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+_VALID_DATES: set[str] = set()  # strptime is slow and an order book uses few distinct dates
+
+
 def _yyyymmdd(v: str | None) -> str | None:
-    if v is None:
+    if v is None or v in _VALID_DATES:
         return v
     try:
         datetime.strptime(v, "%Y%m%d")
@@ -30,6 +33,8 @@ def _yyyymmdd(v: str | None) -> str | None:
         raise ValueError(f"must be a date YYYYMMDD, got {v!r}") from None
     if len(v) != 8:
         raise ValueError(f"must be a date YYYYMMDD, got {v!r}")
+    if len(_VALID_DATES) < 100_000:
+        _VALID_DATES.add(v)
     return v
 
 
