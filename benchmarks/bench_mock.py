@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -38,6 +39,9 @@ from typing import Any, ClassVar
 
 from fastapi import Request as HttpRequest
 from pydantic import BaseModel
+
+# Module level: FastAPI resolves the endpoints' (string) annotations in the module's globals.
+from mocks.erp.schemas import SalesOrderCreate
 
 BODY = {"ExtRef": "801000000000000001", "SoldTo": "C000001", "Lines": [{"ItemNo": "SKU-00001", "Qty": 2, "UoM": "EA"}]}
 
@@ -154,8 +158,6 @@ def build_server_app(kind: str) -> Any:
     if kind == "bare":
         from fastapi import FastAPI
 
-        from mocks.erp.schemas import SalesOrderCreate
-
         app = FastAPI()
 
         @app.post(ERP_PATH, status_code=201)
@@ -187,11 +189,14 @@ def _serve_erp(kind: str, port: int) -> None:
 
     from mocks.serve import _loop_factory, _tcp_socket, serve_apps
 
+    app = build_server_app(kind)
+    gc.collect()
+    gc.freeze()  # as mocks.serve does once the mocks are built
     sock = _tcp_socket()
     sock.bind(("127.0.0.1", port))
     sock.listen(2048)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(serve_apps({kind: build_server_app(kind)}, {kind: sock}, log_level="error"))
+        runner.run(serve_apps({kind: app}, {kind: sock}, log_level="error"))
 
 
 # --------------------------------------------------------------------------------------- load
@@ -227,7 +232,11 @@ def _client(port: int, request: bytes, seconds: float, connections: int, q: Any)
         deadline = time.perf_counter() + seconds
         return sum(await asyncio.gather(*(worker(deadline) for _ in range(connections))))
 
-    q.put(asyncio.run(main()))
+    try:
+        q.put(asyncio.run(main()))
+    except Exception as e:  # the parent waits on the queue: a silent death would hang it
+        q.put(repr(e))
+        raise
 
 
 def proc_cpu(pid: int) -> float:
@@ -266,10 +275,14 @@ def _drive(pid: int, port: int, request: bytes, seconds: float, clients: int, co
         p.start()
     # Client start-up (spawn + imports) costs the server nothing; the window is the run itself.
     c0, t0 = proc_cpu(pid), time.perf_counter()
-    total = sum(q.get() for _ in procs)
+    got = [q.get() for _ in procs]
     wall, cpu = time.perf_counter() - t0, proc_cpu(pid) - c0
     for p in procs:
         p.join()
+    bad = [g for g in got if not isinstance(g, int)]
+    if bad:
+        raise RuntimeError(f"client failed: {bad[0]}")
+    total = sum(got)
     return total / wall, cpu / max(total, 1) * 1e6
 
 
@@ -322,8 +335,10 @@ def measure(kinds: list[str], seconds: float, clients: int, connections: int, ro
         for k in kinds:
             _wait_ready(ports[k], ERP_PATH, body)
         samples: dict[str, list[Sample]] = {k: [] for k in kinds}
-        for _ in range(rounds):
-            for k in kinds:
+        for r in range(rounds):
+            # Rotate who goes first too: a server right after another one's burst can pay for it
+            # (caches, the other engineers' jobs waking up), which must not always be the same one.
+            for k in kinds[r % len(kinds) :] + kinds[: r % len(kinds)]:
                 if k == "bare":
                     request = (
                         f"POST {ERP_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{ports[k]}\r\n"
@@ -340,6 +355,75 @@ def measure(kinds: list[str], seconds: float, clients: int, connections: int, ro
         for sp in servers.values():
             sp.terminate()
             sp.join(5)
+
+
+def asgi_cost(kinds: list[str], n: int = 2000, rounds: int = 7) -> dict[str, float]:
+    """CPU microseconds per order create calling each app's ASGI callable directly (no sockets, no
+    uvicorn, no client): the app's own cost, steady even on a busy machine. Interleaved rounds,
+    best of each (other load only ever adds time)."""
+    body = erp_body()
+
+    async def one(kind: str, app: Any) -> float:
+        headers = [(b"host", b"x"), (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        if kind != "bare":
+            import httpx
+
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://x") as c:
+                # Same stock and credit every round: no backorders, releases or webhooks later on.
+                admin = {"X-Twin-Admin-Token": _admin_token()}
+                (await c.post("/_twin/reset", headers=admin)).raise_for_status()
+                form = {"grant_type": "client_credentials", "client_id": "b", "client_secret": "twin-secret"}
+                tok = (await c.post("/oauth/token", data={**form, "scope": "orders"})).json()["access_token"]
+            headers.append((b"authorization", b"Bearer " + tok.encode()))
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": ERP_PATH,
+            "raw_path": ERP_PATH.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": headers,
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 80),
+            "state": {},
+        }
+        statuses: set[int] = set()
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(m: dict[str, Any]) -> None:
+            if m["type"] == "http.response.start":
+                statuses.add(m["status"])
+
+        t0 = time.process_time()
+        for _ in range(n):
+            await app(dict(scope), receive, send)
+        if statuses != {201}:
+            raise RuntimeError(f"{kind}: statuses {statuses}")
+        return (time.process_time() - t0) / n * 1e6
+
+    async def main() -> dict[str, float]:
+        apps = {k: build_server_app(k) for k in kinds}
+        clocks = [c for a in apps.values() if (c := getattr(a.state, "clock", None)) is not None]
+        for c in clocks:
+            c.start()  # what the lifespan does: the live clock runs during requests
+        gc.collect()
+        gc.freeze()
+        best: dict[str, float] = {}
+        for _ in range(rounds):
+            for k, app in apps.items():
+                us = await one(k, app)
+                best[k] = min(us, best.get(k, us))
+        for c in clocks:
+            await c.stop()
+        return best
+
+    return asyncio.run(main())
 
 
 def decide_cost(n: int = 200_000) -> dict[str, float]:
@@ -413,6 +497,10 @@ def main() -> None:
         for label, us in {**decide_cost(), **call_cost()}.items():
             print(f"cpu     {label:28s} {us:6.2f} us/call")
     kinds = ["bare", "erp", "erp-idle-faults"]
+    app_us = asgi_cost(kinds)
+    for k in kinds:
+        print(f"asgi    {k:28s} {app_us[k]:6.1f} us/request in process (no sockets)")
+    print(f"ratio   erp/bare in process        {app_us['bare'] / app_us['erp']:.2f}")
     samples = measure(kinds, a.seconds, a.clients, a.connections, a.rounds)
     cpu = {k: _median([s.cpu_us for s in v]) for k, v in samples.items()}
     rps = {k: _median([s.rps for s in v]) for k, v in samples.items()}

@@ -8,7 +8,8 @@
 - admin (header ``X-Twin-Admin-Token``): ``GET /admin/dlq``, ``POST /admin/dlq/{id}/replay``,
   ``GET /admin/exceptions``, ``POST /admin/pause``, ``POST /admin/resume``, ``POST /admin/reconcile``.
 - ``GET /health`` (open), ``GET /metrics`` (Prometheus text).
-- every downstream request is logged as one JSON line carrying the correlation id (= CRM order id).
+- every downstream request is logged (level INFO) as one JSON line carrying the correlation id
+  (= CRM order id).
 
 Settings come from the environment once (``TWIN_CRM_URL``... see ``Settings`` and docs/sut-contract.md).
 """
@@ -46,6 +47,7 @@ log = logging.getLogger("reference_integration")
 SOURCES = ("crm", "erp", "wms", "carrier")
 ADMIN_HEADER = "X-Twin-Admin-Token"
 SIGNATURE_HEADER = "X-Twin-Signature"
+CALL_RECORDS_KEPT = 10_000
 
 
 class Settings(BaseSettings):
@@ -190,6 +192,9 @@ class IntegrationService:
             clock=time.time,  # wall epoch seconds: state timestamps survive a restart
             connection_errors=connection_errors,
         )
+        # Nobody reads the live service's call records back (the mocks' journals are the record
+        # of a live run): keep the recent ones for debugging, not every call since start.
+        self.runtime.engine.stats.keep_last(CALL_RECORDS_KEPT)
         self.ctx = WorkflowContext(config=self.config)
         self.running = asyncio.Event()
         self.running.set()
@@ -271,20 +276,17 @@ class IntegrationService:
             self._slots = asyncio.Semaphore(self.settings.max_concurrency)
         await self.running.wait()
         # One workflow per order at a time (a PU and a DL arriving together), many orders at once.
-        async with self._order_locks.hold(crm_id_of(env)), self._slots:
+        crm_id = crm_id_of(env)
+        async with self._order_locks.hold(crm_id), self._slots:
             name = workflow_name(env) or "ignored"
             status = "done"
             try:
                 out = await self.runtime.run(handle_event(self.ctx, env), name=name, payload=env)
-                log.info(
-                    "event processed",
-                    extra={
-                        "event_id": env.get("id"),
-                        "workflow": name,
-                        "correlation_id": crm_id_of(env),
-                        "outcome": out,
-                    },
-                )
+                if log.isEnabledFor(logging.INFO):  # the extra dict is not free; most runs log warnings only
+                    log.info(
+                        "event processed",
+                        extra={"event_id": env.get("id"), "workflow": name, "correlation_id": crm_id, "outcome": out},
+                    )
             except Exception:
                 status = "failed"
                 log.exception("workflow crashed", extra={"event_id": env.get("id"), "workflow": name})

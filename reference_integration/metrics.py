@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import MutableSequence
 from dataclasses import astuple, dataclass, field, fields
 from typing import Any
 
@@ -62,7 +63,7 @@ class Histogram:
 class RuntimeStats:
     """What an interpreter counts while it runs."""
 
-    calls: list[CallRecord] = field(default_factory=list)
+    calls: MutableSequence[CallRecord] = field(default_factory=list)
     retries: Counter[str] = field(default_factory=Counter)
     attempts: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
@@ -70,6 +71,11 @@ class RuntimeStats:
     workflows_started: int = 0
     workflows_failed: int = 0
     dropped: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)  # lost when DLQ is off
+
+    def keep_last(self, n: int) -> None:
+        """Keep only the last ``n`` call records from now on; counters and histograms still count
+        every call. For a long-running service, where an ever-growing list is memory and GC time."""
+        self.calls = deque(self.calls, maxlen=n)
 
     def record(self, rec: CallRecord) -> None:
         self.calls.append(rec)

@@ -5,6 +5,10 @@ Same ``Engine`` (and so the same policy objects) as the SimPy interpreter; only 
 an asyncio future in the bulkhead queue, ``Send`` is one HTTP request built from the system's
 ``Route`` table, ``FetchToken`` runs the ERP client-credentials grant single-flight.
 
+Each client's transport is called directly (the runtime needs none of the client's per-request
+machinery); with the live service's ``Http11Transport`` the request goes out as bytes built here,
+with any other transport (``httpx.ASGITransport`` in tests) as an ``httpx.Request``.
+
 Policy time (breaker reset, backoff, timeouts, token expiry) is the ``clock`` passed in, by default
 wall seconds (``time.monotonic``): in live mode API latency and faults are wall-clock.
 """
@@ -17,7 +21,7 @@ import logging
 import random
 import string
 import time
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, MutableSequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -97,7 +101,7 @@ class AsyncRuntime:
         self.engine.subscribe(topic, fn)
 
     @property
-    def calls(self) -> list[CallRecord]:
+    def calls(self) -> MutableSequence[CallRecord]:
         return self.engine.stats.calls
 
     @property

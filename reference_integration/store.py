@@ -199,6 +199,10 @@ _PUT_STATE = (
 )
 
 
+STATE_CACHE_SIZE = 50_000
+_MISSING: Any = object()
+
+
 def _dump(v: Any) -> str:
     return json.dumps(v, separators=(",", ":"), default=str)
 
@@ -212,6 +216,7 @@ class SqliteStore:
     returns; only an OS crash or power loss can drop the last commits. ``FULL`` adds an fsync per
     commit for that case at a large throughput cost; pass ``synchronous="FULL"`` to get it.
     One connection guarded by a lock: calls are short and the service is single-process.
+    State rows are cached write-through (this store is their only writer).
     Single-statement writes run in autocommit (SQLite makes each statement its own transaction,
     same durability, half the statements); several statements that must land together use
     ``BEGIN IMMEDIATE ... COMMIT``.
@@ -228,6 +233,10 @@ class SqliteStore:
         self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        # Write-through cache of state rows as stored (JSON text). This store is the table's only
+        # writer (one connection, one process), so the cache cannot go stale; it saves the SELECT
+        # of the many state reads a workflow makes (load, merge on save, status re-check).
+        self._state: dict[str, str | None] = {}
 
     def close(self) -> None:
         with self._lock:
@@ -266,9 +275,19 @@ class SqliteStore:
             self._db.execute("UPDATE inbox SET status = ? WHERE id = ?", (status, event_id))
 
     def get_state(self, key: str) -> Any:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
+        text = self._state.get(key, _MISSING)
+        if text is _MISSING:
+            with self._lock:
+                row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+            text = row[0] if row else None
+            self._remember(key, text)
+        # Parsed afresh on every read: callers own (and mutate) what they get back.
+        return json.loads(text) if text is not None else None
+
+    def _remember(self, key: str, text: str | None) -> None:
+        if len(self._state) >= STATE_CACHE_SIZE:
+            self._state.clear()  # crude but bounded; a re-read costs one SELECT
+        self._state[key] = text
 
     def put_state(self, key: str, value: Any, outbox: Iterable[tuple[str, Any]] = ()) -> None:
         """State change and the downstream effects it implies commit together (transactional
@@ -279,13 +298,15 @@ class SqliteStore:
         if not outbox:  # one statement: autocommit makes it its own transaction, no BEGIN/COMMIT
             with self._lock:
                 self._db.execute(_PUT_STATE, row)
-            return
-        with self._tx() as db:
-            db.execute(_PUT_STATE, row)
-            for topic, payload in outbox:
-                db.execute(
-                    "INSERT INTO outbox (topic, payload, created_at) VALUES (?, ?, ?)", (topic, _dump(payload), now)
-                )
+        else:
+            with self._tx() as db:
+                db.execute(_PUT_STATE, row)
+                for topic, payload in outbox:
+                    db.execute(
+                        "INSERT INTO outbox (topic, payload, created_at) VALUES (?, ?, ?)",
+                        (topic, _dump(payload), now),
+                    )
+        self._remember(key, row[1])  # only once committed
 
     def outbox_pending(self) -> list[OutboxEntry]:
         with self._lock:

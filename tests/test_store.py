@@ -104,3 +104,18 @@ def test_acknowledged_events_survive_sigkill(tmp_path: Path) -> None:
         else:
             assert s.event_status(f"evt-{i}") == "done"
     assert not s.accept_event({"id": f"evt-{acked[-1]}", "source": "crm", "type": "x", "data": {}})
+
+
+def test_sqlite_state_cache_is_write_through_and_hands_out_copies(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "c.db")
+    assert s.get_state("order:1") is None  # a cached miss...
+    s.put_state("order:1", {"status": "Booked", "lines": [["A", 1]]})  # ...is replaced by the write
+    got = s.get_state("order:1")
+    got["lines"].append(["B", 2])  # the caller's copy, not the cache's
+    assert s.get_state("order:1") == {"status": "Booked", "lines": [["A", 1]]}
+    s.put_state("order:1", {"status": "Shipped"}, outbox=[("t", {"x": 1})])
+    assert s.get_state("order:1") == {"status": "Shipped"}
+    s.close()
+    again = SqliteStore(tmp_path / "c.db")  # what was cached is what was committed
+    assert again.get_state("order:1") == {"status": "Shipped"} and len(again.outbox_pending()) == 1
+    again.close()

@@ -31,7 +31,21 @@ def validation_error(e: ValidationError) -> Response:
 M = TypeVar("M", bound=BaseModel)
 
 
+class Validated(dict[str, Any]):
+    """A request body the HTTP layer has already validated into ``model``: still the plain dict
+    (idempotency fingerprints, drift and the ledger read it as before), plus the model, so that
+    ``parse`` with the same model class does not validate it a second time."""
+
+    __slots__ = ("model",)
+
+    def __init__(self, data: dict[str, Any], model: BaseModel) -> None:
+        super().__init__(data)
+        self.model = model
+
+
 def parse(model: type[M], body: Any) -> M | Response:
+    if type(body) is Validated and type(body.model) is model:
+        return body.model  # type: ignore[return-value]
     try:
         return model.model_validate(body if body is not None else {})
     except ValidationError as e:

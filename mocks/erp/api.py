@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from mocks.app import make_app
 from mocks.core.base import SystemCore
+from mocks.core.validation import Validated
 from mocks.erp.core import ErpCore
 from mocks.erp.schemas import (
     AtpPublic,
@@ -91,7 +92,10 @@ async def get_atp(
 
 @router.post(_SO, status_code=201, responses={201: {"model": SalesOrderPublic}})
 async def create_sales_order(request: HttpRequest, body: SalesOrderCreate = Body(...)) -> HttpResponse:
-    return await dispatch(request, "create_sales_order", body.model_dump(mode="json", by_alias=True, exclude_none=True))
+    # The core would validate the dict again (it must when called directly, in virtual mode):
+    # ``Validated`` hands it the model FastAPI just built instead.
+    data = body.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return await dispatch(request, "create_sales_order", Validated(data, body))
 
 
 @router.get(_SO + "/{SalesOrderNo}", responses={200: {"model": SalesOrderPublic}})
