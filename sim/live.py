@@ -42,7 +42,7 @@ import pandas as pd
 from sim.kpis import check_slo, compute_kpis
 from sim.procs import TWIN, Children, ProcError, free_port, sigterm_as_interrupt
 from sim.reconcile import demand_log, entries_frame, exceptions_frame, reconcile
-from sim.runfolder import events_frame, make_meta, now_iso, write_run
+from sim.runfolder import events_frame, make_meta, now_iso
 from sim.scenario import FaultKind, Scenario, dump_scenario
 from sim.virtual import Progress, RunResult, resolve
 
@@ -586,15 +586,5 @@ def run_live(
     )
     result = RunResult(scenario, meta, kpis, recon, events, calls, exc, breaches)
     if out is not None:
-        result.out = write_run(
-            out,
-            scenario=scenario,
-            orders=recon,
-            events=events,
-            calls=calls,
-            kpis=kpis,
-            meta=meta,
-            breaches=[str(b) for b in breaches],
-            report=report,
-        )
+        result.write(out, report)
     return result

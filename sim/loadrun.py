@@ -14,7 +14,6 @@ process submitted) and ``logs/`` (every child's output).
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import os
@@ -22,12 +21,11 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +33,7 @@ from typing import IO, Any
 
 import httpx
 
+from sim.procs import free_port, signal_group, sigterm_as_interrupt
 from sim.scenario import Scenario, dump_scenario, load_scenario
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -79,12 +78,6 @@ class LoadOptions:
 # --------------------------------------------------------------------------------------- processes
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 class Children:
     """Child processes, each the leader of its own process group, so stopping one stops whatever
     it spawned too (uvicorn workers, locust greenlets' helpers) and a Ctrl-C aimed at ``twin load``
@@ -123,52 +116,29 @@ class Children:
         p = self.procs.get(name)
         if p is None or p.poll() is not None:
             return
-        _signal_group(p, signal.SIGTERM)
+        signal_group(p.pid, signal.SIGTERM)
         try:
             p.wait(grace_s)
         except subprocess.TimeoutExpired:
-            _signal_group(p, signal.SIGKILL)
+            signal_group(p.pid, signal.SIGKILL)
             p.wait(5)
 
     def stop_all(self, grace_s: float = 5.0) -> None:
         running = [(n, p) for n, p in self.procs.items() if p.poll() is None]
         for _, p in running:
-            _signal_group(p, signal.SIGTERM)
+            signal_group(p.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
         for _, p in running:
             try:
                 p.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                _signal_group(p, signal.SIGKILL)
+                signal_group(p.pid, signal.SIGKILL)
                 p.wait(5)
         for p in self.procs.values():  # a leader gone, stragglers of its group still get the news
-            _signal_group(p, signal.SIGKILL)
+            signal_group(p.pid, signal.SIGKILL)
         for log in self._logs:
             log.close()
         self._logs.clear()
-
-
-def _signal_group(p: subprocess.Popen[bytes], sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(p.pid, sig)
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM to ``twin load`` (CI cancelling a job) unwinds like Ctrl-C, so children are stopped."""
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    try:
-        old = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (tests): nothing to install
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 def wait_healthy(
@@ -611,7 +581,7 @@ def run_load(opts: LoadOptions, echo: Any = print) -> LoadResult:
         f"up to {max(g.users for g in schedule.stages())} users, shape from {schedule.source}"
     )
     started = time.monotonic()
-    with _terminate_as_interrupt():
+    with sigterm_as_interrupt():
         try:
             integration_url = opts.sut.rstrip("/") if opts.sut else None
             if opts.crm_url:

@@ -85,6 +85,21 @@ class RunResult:
     def ok(self) -> bool:
         return not self.breaches
 
+    def write(self, out: str | Path, report: bool = True) -> Path:
+        """Write the run folder (both modes write the same one) and remember where."""
+        self.out = write_run(
+            out,
+            scenario=self.scenario,
+            orders=self.orders,
+            events=self.events,
+            calls=self.calls,
+            kpis=self.kpis,
+            meta=self.meta,
+            breaches=[str(b) for b in self.breaches],
+            report=report,
+        )
+        return self.out
+
 
 def resolve(scenario: Scenario, profile: str | None = None, seed: int | None = None) -> Scenario:
     """The scenario with CLI-level overrides applied (validated again)."""
@@ -337,17 +352,7 @@ def run_virtual(
     result = RunResult(scenario, meta, kpis, orders, events, calls, exc, breaches)
     result.dlq = list(world.runtime.store.dlq_list(include_replayed=True))
     if out is not None:
-        result.out = write_run(
-            out,
-            scenario=scenario,
-            orders=orders,
-            events=events,
-            calls=calls,
-            kpis=kpis,
-            meta=meta,
-            breaches=[str(b) for b in breaches],
-            report=report,
-        )
+        result.write(out, report)
     return result
 
 

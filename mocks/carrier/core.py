@@ -18,16 +18,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import simpy
-
 from mocks.carrier.schemas import RateRequest, ShipmentCreate
-from mocks.core.base import Emit, Request, Response, Route, SystemCore, error
+from mocks.core.base import DomainCore, Request, Response, Route, error
 from mocks.core.validation import parse
-from mocks.ledger import Ledger
 from sim.calendar import Calendar
-from sim.masterdata import MasterData
-from sim.rng import Streams
-from sim.scenario import Scenario
 from sim.world.carrier import CarrierNetwork, Parcel
 from sim.world.warehouse import DayClock
 
@@ -88,7 +82,7 @@ class Shipment:
         return round(sum(self.weights_lb), 2)
 
 
-class CarrierCore(SystemCore):
+class CarrierCore(DomainCore):
     system = "carrier"
     routes = {
         "get_rates": Route("POST", "/v1/rates"),
@@ -96,24 +90,15 @@ class CarrierCore(SystemCore):
         "get_tracking": Route("GET", "/v1/tracking/{trackingNumber}"),
     }
 
-    def __init__(
-        self,
-        env: simpy.Environment,
-        md: MasterData,
-        scenario: Scenario,
-        streams: Streams,
-        ledger: Ledger | None = None,
-        emit: Emit | None = None,
-    ) -> None:
-        super().__init__(env, ledger, emit)
-        self.md = md
-        self.scenario = scenario
-        self.calendar = Calendar.from_scenario(scenario)
-        self.clock = DayClock.of(scenario.start)
-        self.network = CarrierNetwork(env, scenario.carrier, streams, clock=self.clock, observer=self._on_scan)
+    def setup(self) -> None:
+        self.calendar = Calendar.from_scenario(self.scenario)
+        self.clock = DayClock.of(self.scenario.start)
+        self.network = CarrierNetwork(
+            self.env, self.scenario.carrier, self.streams, clock=self.clock, observer=self._on_scan
+        )
         self.shipments: dict[str, Shipment] = {}
         self._seq = itertools.count(1)
-        self._origin = md.warehouses[0].address.postal_code if md.warehouses else "00000"
+        self._origin = self.md.warehouses[0].address.postal_code if self.md.warehouses else "00000"
         self._times: dict[float, str] = {}
 
     # -- operations ----------------------------------------------------------------------------

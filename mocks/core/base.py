@@ -15,11 +15,16 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import simpy
 
 from mocks.ledger import Ledger
+
+if TYPE_CHECKING:
+    from sim.masterdata import MasterData
+    from sim.rng import Streams
+    from sim.scenario import Scenario
 
 
 @dataclass(slots=True)
@@ -118,3 +123,26 @@ class SystemCore:
         ev = WebhookEvent(f"{self.system}-evt-{next(self._event_ids):08d}", type_, self.system, self.env.now, data)
         self.emit(ev)
         return ev
+
+
+class DomainCore(SystemCore):
+    """A mock system's core within the simulated world: master data, scenario and random streams
+    come in the same way for every system; each sets up its own state in ``setup``."""
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        md: MasterData,
+        scenario: Scenario,
+        streams: Streams,
+        ledger: Ledger | None = None,
+        emit: Emit | None = None,
+    ) -> None:
+        super().__init__(env, ledger, emit)
+        self.md = md
+        self.scenario = scenario
+        self.streams = streams
+        self.setup()
+
+    def setup(self) -> None:
+        """Build the system's state from ``self.md``, ``self.scenario`` and ``self.streams``."""

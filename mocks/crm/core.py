@@ -17,17 +17,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-import simpy
-
-from mocks.core.base import Emit, Request, Response, Route, SystemCore, error
+from mocks.core.base import DomainCore, Request, Response, Route, error
 from mocks.core.validation import parse
 from mocks.crm import schemas as s
-from mocks.ledger import Ledger
 from sim.calendar import Calendar
 from sim.demand import DemandOrder
-from sim.masterdata import Address, Customer, MasterData, salesforce_id
-from sim.rng import Streams, derive_seed
-from sim.scenario import Scenario
+from sim.masterdata import Address, Customer, salesforce_id
+from sim.rng import derive_seed
 
 _API = "/services/data/v60.0/sobjects"
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -70,7 +66,7 @@ class CrmOrder:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-class CrmCore(SystemCore):
+class CrmCore(DomainCore):
     system: ClassVar[str] = "crm"
     routes: ClassVar[dict[str, Route]] = {
         "get_account": Route("GET", _API + "/Account/{Id}"),
@@ -82,23 +78,12 @@ class CrmCore(SystemCore):
         "update_order": Route("PATCH", _API + "/Order/{Id}", mutating=True),
     }
 
-    def __init__(
-        self,
-        env: simpy.Environment,
-        md: MasterData,
-        scenario: Scenario,
-        streams: Streams,
-        ledger: Ledger | None = None,
-        emit: Emit | None = None,
-    ) -> None:
-        super().__init__(env, ledger, emit)
-        self.md = md
-        self.scenario = scenario
-        self.calendar = Calendar.from_scenario(scenario)
-        self._seed = streams.seed
-        first = md.customers[0].crm_account_id if md.customers else "0015g0"
+    def setup(self) -> None:
+        self.calendar = Calendar.from_scenario(self.scenario)
+        self._seed = self.streams.seed
+        first = self.md.customers[0].crm_account_id if self.md.customers else "0015g0"
         self._instance = first[3:5]  # the org's instance code, shared by every id it issues
-        self._account_index = {c.crm_account_id: i for i, c in enumerate(md.customers)}
+        self._account_index = {c.crm_account_id: i for i, c in enumerate(self.md.customers)}
         self.reset()
 
     def reset(self) -> None:

@@ -20,14 +20,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import simpy
-
-from mocks.core.base import Emit, Request, Response, Route, SystemCore, error
+from mocks.core.base import DomainCore, Request, Response, Route, error
 from mocks.core.validation import parse
 from mocks.erp import schemas as s
-from mocks.ledger import Ledger
 from sim.masterdata import Address, Customer, MasterData
-from sim.rng import Streams
 from sim.scenario import Scenario
 from sim.world.supplier import Replenishment, expected_daily_demand, initial_stock
 
@@ -114,7 +110,7 @@ def credit_limits(md: MasterData, scenario: Scenario, daily_each: dict[str, floa
     return out
 
 
-class ErpCore(SystemCore):
+class ErpCore(DomainCore):
     system: ClassVar[str] = "erp"
     routes: ClassVar[dict[str, Route]] = {
         "token": Route("POST", "/oauth/token"),
@@ -130,18 +126,7 @@ class ErpCore(SystemCore):
         "post_invoice": Route("POST", _SO + "/{SalesOrderNo}/invoice", mutating=True, scope="orders"),
     }
 
-    def __init__(
-        self,
-        env: simpy.Environment,
-        md: MasterData,
-        scenario: Scenario,
-        streams: Streams,
-        ledger: Ledger | None = None,
-        emit: Emit | None = None,
-    ) -> None:
-        super().__init__(env, ledger, emit)
-        self.md = md
-        self.scenario = scenario
+    def setup(self) -> None:
         self.client_secret = DEFAULT_CLIENT_SECRET
         self.token_ttl = 3600.0
         # What ``expires_in`` reports; None: ``token_ttl``. Served live the TTL is stretched to an hour
@@ -149,11 +134,10 @@ class ErpCore(SystemCore):
         self.token_expires_in: float | None = None
         self._tokens: dict[str, Token] = {}
         self._token_seq = itertools.count(1)
-        self._token_salt = streams.seed
-        self.streams = streams
-        self.plant = md.warehouses[0].code if md.warehouses else "WH01"
-        self.plants = {w.code for w in md.warehouses} | {self.plant}
-        self.daily_demand = expected_daily_demand(md, scenario)
+        self._token_salt = self.streams.seed
+        self.plant = self.md.warehouses[0].code if self.md.warehouses else "WH01"
+        self.plants = {w.code for w in self.md.warehouses} | {self.plant}
+        self.daily_demand = expected_daily_demand(self.md, self.scenario)
         self.supplier: Replenishment | None = None  # set by sim.world.supplier.start_supplier
         self._init_state()
 

@@ -13,16 +13,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import simpy
-
-from mocks.core.base import Emit, Request, Response, Route, SystemCore, error
+from mocks.core.base import DomainCore, Request, Response, Route, error
 from mocks.core.validation import parse
-from mocks.ledger import Ledger
 from mocks.wms.schemas import FulfillmentCreate, ShipConfirm
 from sim.calendar import Calendar
-from sim.masterdata import MasterData
-from sim.rng import Streams
-from sim.scenario import Scenario
 from sim.world.warehouse import DayClock, Job, Warehouse
 
 _FO = "/v1/fulfillment-orders"
@@ -56,7 +50,7 @@ class Fulfilment:
     tracking_number: str | None = None
 
 
-class WmsCore(SystemCore):
+class WmsCore(DomainCore):
     system = "wms"
     routes = {
         "create_fulfillment": Route("POST", _FO, mutating=True),
@@ -65,32 +59,21 @@ class WmsCore(SystemCore):
         "ship_confirm": Route("POST", _FO + "/{fulfillment_id}/ship-confirm", mutating=True),
     }
 
-    def __init__(
-        self,
-        env: simpy.Environment,
-        md: MasterData,
-        scenario: Scenario,
-        streams: Streams,
-        ledger: Ledger | None = None,
-        emit: Emit | None = None,
-    ) -> None:
-        super().__init__(env, ledger, emit)
-        self.md = md
-        self.scenario = scenario
-        self.calendar = Calendar.from_scenario(scenario)
-        self.clock = DayClock.of(scenario.start)
+    def setup(self) -> None:
+        self.calendar = Calendar.from_scenario(self.scenario)
+        self.clock = DayClock.of(self.scenario.start)
         self.warehouse = Warehouse(
-            env,
-            scenario.warehouse,
-            streams,
-            pickup_days=scenario.carrier.pickup_days,
+            self.env,
+            self.scenario.warehouse,
+            self.streams,
+            pickup_days=self.scenario.carrier.pickup_days,
             clock=self.clock,
             observer=self._on_milestone,
         )
         self.fulfilments: dict[str, Fulfilment] = {}
         self._by_ref: dict[str, list[str]] = {}
         self._ids = itertools.count(1)
-        self._warehouses = {w.code for w in md.warehouses} or {"WH01"}
+        self._warehouses = {w.code for w in self.md.warehouses} or {"WH01"}
 
     # -- operations ----------------------------------------------------------------------------
     def op_create_fulfillment(self, req: Request) -> Response:
