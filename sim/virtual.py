@@ -23,7 +23,8 @@ from sim.kpis import Breach, check_slo, compute_kpis
 from sim.reconcile import demand_log, entries_frame, exceptions_frame, reconcile
 from sim.rng import Streams
 from sim.runfolder import calls_frame, events_frame, make_meta, now_iso, write_run
-from sim.scenario import FaultKind, Scenario, SystemName
+from sim.scenario import Scenario, SystemName
+from sim.world.faults import schedule_world_faults
 
 SYSTEMS = tuple(s.value for s in SystemName)
 
@@ -191,7 +192,7 @@ def build(scenario: Scenario) -> World:
     except ImportError as e:  # pragma: no cover - present in the tree
         raise MissingPiece(f"virtual mode needs sim.world.supplier.start_supplier: {e}") from e
 
-    _schedule_world_faults(world, scenario)
+    schedule_world_faults(world.env, world.cores["erp"], scenario.faults, world.streams)  # type: ignore[arg-type]
     _schedule_sweeps(world, config)
 
     crm = cores["crm"]
@@ -229,40 +230,6 @@ def _schedule_sweeps(world: World, config: Any) -> None:
             yield runtime.spawn(sweep(world.ctx), "reconciliation")
 
     env.process(loop())
-
-
-def _schedule_world_faults(world: World, scenario: Scenario) -> None:
-    """Faults that act on the world rather than on an API: applied on the simulated clock."""
-    env = world.env
-    for w in scenario.faults:
-        if w.kind == FaultKind.supplier_delay and world.supplier is not None:
-            control = world.supplier.control
-
-            def delay(w: Any = w, control: Any = control) -> Any:
-                yield env.timeout(w.start)
-                control.multiplier *= w.multiplier
-                yield env.timeout(w.duration)
-                control.multiplier /= w.multiplier
-
-            env.process(delay())
-        elif w.kind == FaultKind.credit_hold_spike:
-            erp = world.cores["erp"]
-            rng = world.streams.py(f"fault.{w.name}")
-
-            def spike(w: Any = w, erp: Any = erp, rng: Any = rng) -> Any:
-                yield env.timeout(w.start)
-                held = [
-                    c.customer_no
-                    for c in world.md.customers
-                    if rng.random() < (w.probability or 0.0) and not erp.holds.get(c.customer_no)
-                ]
-                for c in held:
-                    erp.set_credit_hold(c, True)
-                yield env.timeout(w.duration)
-                for c in held:
-                    erp.set_credit_hold(c, False)
-
-            env.process(spike())
 
 
 # --------------------------------------------------------------------------------------- run

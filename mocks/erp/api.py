@@ -27,6 +27,7 @@ from mocks.erp.schemas import (
 )
 from mocks.gateway import Gateway
 from mocks.http import dispatch
+from sim.world.faults import schedule_world_faults
 from sim.world.supplier import start_supplier
 
 router = APIRouter()
@@ -131,4 +132,6 @@ def create_app(core: SystemCore, gateway: Gateway | None = None, *, supplier: bo
     """
     if supplier and isinstance(core, ErpCore) and core.supplier is None:
         start_supplier(core.env, core, core.scenario, core.streams)
+        # The world faults the ERP hosts run on its own (scaled) clock, as in a virtual run.
+        schedule_world_faults(core.env, core, core.scenario.faults, core.streams)
     return make_app(core, router, gateway, title="Distribution Twin mock ERP", **kwargs)
