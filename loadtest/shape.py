@@ -22,7 +22,6 @@ import bisect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Protocol
 
 import numpy as np
@@ -43,102 +42,16 @@ class RateCurve(Protocol):
 # --------------------------------------------------------------------------------------- demand adapter
 
 
-class ConfigDemandCurve:
-    """The demand rate computed straight from a scenario's ``demand`` block.
-
-    A stand-in for ``sim.demand.DemandModel`` when that cannot be built (it needs generated master
-    data), with the same meaning: hourly intraday x weekday x part-of-month weights (UTC start
-    assumed), ``surge.share`` of the orders in the last ``surge.weeks`` of the horizon, that window
-    multiplied by ``surge.peak_multiplier``; ``process: poisson`` is the flat ``orders / horizon``.
-    """
-
-    def __init__(self, scenario: Scenario) -> None:
-        d = scenario.demand
-        self.horizon = float(scenario.horizon)
-        self.cell = 3600.0 if self.horizon >= 86400 else self.horizon / 240
-        n = max(1, math.ceil(self.horizon / self.cell))
-        lens = np.minimum(self.cell, self.horizon - np.arange(n) * self.cell)
-        if d.process == "poisson":
-            rates = np.full(n, d.orders / self.horizon)
-        else:
-            mids = np.arange(n) * self.cell + lens / 2
-            start = datetime.fromisoformat(scenario.start).replace(tzinfo=None)
-            hour = ((mids % 86400) // 3600).astype(int)
-            day = (mids // 86400).astype(int)
-            dates = [start + timedelta(days=int(x)) for x in range(int(day.max()) + 1)]
-            weekday = np.array([x.weekday() for x in dates])[day]
-            part = np.array([_month_part(x, len(d.month_weeks)) for x in dates])[day]
-            shape = (
-                np.asarray(d.intraday, float)[hour]
-                * np.asarray(d.weekday, float)[weekday]
-                * np.asarray(d.month_weeks, float)[part]
-            )
-            in_s = mids >= max(0.0, self.horizon - d.surge.weeks * 7 * 86400)
-            mass_n, mass_s = (shape * lens)[~in_s].sum(), (shape * lens)[in_s].sum()
-            share = d.surge.share if mass_n > 0 and mass_s > 0 else (1.0 if mass_s > 0 else 0.0)
-            c_n = d.orders * (1 - share) / mass_n if mass_n > 0 else 0.0
-            c_s = d.orders * share / mass_s * d.surge.peak_multiplier if mass_s > 0 else 0.0
-            rates = shape * np.where(in_s, c_s, c_n)
-        self._rates = rates
-        self._cum = np.concatenate([[0.0], np.cumsum(rates * lens)])
-
-    def rate(self, t: float) -> float:
-        if t < 0 or t >= self.horizon:
-            return 0.0
-        return float(self._rates[min(int(t // self.cell), len(self._rates) - 1)])
-
-    def expected_count(self, t0: float, t1: float) -> float:
-        return max(0.0, self._cum_at(t1) - self._cum_at(t0))
-
-    def _cum_at(self, t: float) -> float:
-        t = min(max(t, 0.0), self.horizon)
-        i = min(int(t // self.cell), len(self._rates) - 1)
-        return float(self._cum[i] + self._rates[i] * (t - i * self.cell))
-
-
-def _month_part(d: datetime, parts: int) -> int:
-    days = (d.replace(month=d.month % 12 + 1, day=1, year=d.year + d.month // 12) - d.replace(day=1)).days
-    return min(parts - 1, (d.day - 1) * parts // days)
-
-
 def demand_curve(scenario: Scenario) -> tuple[RateCurve, str]:
-    """The scenario's demand rate: ``sim.demand.DemandModel`` when it can be built, else the adapter.
+    """The scenario's demand rate, from the same ``sim.demand.DemandModel`` a run draws orders from.
 
-    Returns the curve and its source (``"demand-model"`` or ``"config-adapter"``) so a report can
-    say which one shaped the load.
-    """
-    try:
-        from sim.demand import DemandModel  # type: ignore[attr-defined]
-        from sim.masterdata import generate
-        from sim.rng import Streams
+    Returns the curve and its source so a report can say what shaped the load."""
+    from sim.demand import DemandModel
+    from sim.masterdata import generate
+    from sim.rng import Streams
 
-        streams = Streams(scenario.seed)
-        md = generate(scenario.masterdata, streams)
-        model = DemandModel(scenario, md, streams)
-        if hasattr(model, "expected_count") or hasattr(model, "rate"):
-            return _Completed(model, scenario.horizon), "demand-model"
-    except (ImportError, NotImplementedError, AttributeError, TypeError):
-        pass
-    return ConfigDemandCurve(scenario), "config-adapter"
-
-
-class _Completed:
-    """Gives a model with only ``rate`` an ``expected_count`` (midpoint rule on a fine grid)."""
-
-    def __init__(self, model: object, horizon: float) -> None:
-        self._model = model
-        self._horizon = horizon
-
-    def rate(self, t: float) -> float:
-        return float(self._model.rate(t))  # type: ignore[attr-defined]
-
-    def expected_count(self, t0: float, t1: float) -> float:
-        ec = getattr(self._model, "expected_count", None)
-        if ec is not None:
-            return float(ec(t0, t1))
-        n = max(1, math.ceil((t1 - t0) / 600))
-        h = (t1 - t0) / n
-        return sum(self.rate(t0 + (i + 0.5) * h) for i in range(n)) * h
+    streams = Streams(scenario.seed)
+    return DemandModel(scenario, generate(scenario.masterdata, streams), streams), "demand-model"
 
 
 # --------------------------------------------------------------------------------------- schedule
@@ -168,7 +81,7 @@ class Schedule:
 
     steps: tuple[Step, ...]
     budget_s: float = DEFAULT_BUDGET_S
-    source: str = "config-adapter"
+    source: str = "demand-model"
     sim_horizon_s: float = 0.0
     _starts: list[float] = field(default_factory=list, repr=False, compare=False)
 

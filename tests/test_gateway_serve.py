@@ -50,10 +50,7 @@ def test_taken_port_falls_back_to_a_free_one() -> None:
 
 @pytest.mark.parametrize("system", SYSTEMS)
 def test_build_mock_wires_faults_clock_and_control(system: str) -> None:
-    try:
-        m = build_mock(system, small(), admin_token="tok")
-    except MockUnavailable as e:  # pragma: no cover - a system still being written
-        pytest.skip(str(e))
+    m = build_mock(system, small(), admin_token="tok")
     assert m.app.state.gateway.fault_engine is m.engine and m.app.state.clock is m.clock
     assert m.core.emit == m.deliverer.enqueue
 
@@ -69,10 +66,7 @@ def test_build_mock_wires_faults_clock_and_control(system: str) -> None:
 
 
 def test_erp_outage_window_answers_503_over_http() -> None:
-    try:
-        m = build_mock("erp", small(), admin_token="tok")
-    except MockUnavailable as e:  # pragma: no cover
-        pytest.skip(str(e))
+    m = build_mock("erp", small(), admin_token="tok")
 
     async def go() -> httpx.Response:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=m.app), base_url="http://erp") as c:

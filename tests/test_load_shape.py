@@ -12,7 +12,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # ``loadtest`` is not installed
 
 from loadtest.shape import (  # noqa: E402
-    ConfigDemandCurve,
     Schedule,
     Step,
     compress,
@@ -122,15 +121,9 @@ def test_dividing_out_the_week_removes_the_zigzag(surge: Scenario) -> None:
     assert cycle_profile(surge, 3600) is None  # hourly steps show the intraday curve as it is
 
 
-def test_adapter_agrees_with_the_demand_model(surge: Scenario, curve) -> None:  # type: ignore[no-untyped-def]
-    adapter = ConfigDemandCurve(surge)
-    assert adapter.expected_count(0, surge.horizon) == pytest.approx(curve.expected_count(0, surge.horizon), rel=1e-6)
-    for w in range(13):
-        assert adapter.expected_count(w * WEEK, (w + 1) * WEEK) == pytest.approx(
-            curve.expected_count(w * WEEK, (w + 1) * WEEK), rel=0.05
-        )
+def test_poisson_demand_is_a_flat_load() -> None:
     poisson = Scenario.model_validate({"name": "p", "demand": {"process": "poisson"}})
-    flat = schedule_for(poisson, 10, 3, curve_factory=lambda s: (ConfigDemandCurve(s), "config-adapter"))
+    flat = schedule_for(poisson, 10, 3)
     assert [s.rate for s in flat.steps] == pytest.approx([3.0] * 10)
 
 
