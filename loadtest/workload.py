@@ -17,22 +17,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from loadtest.shape import DEFAULT_BUDGET_S, Schedule, schedule_for
+from mocks.crm.schemas import STATUSES
 from sim.scenario import Scenario, load_scenario, parse_duration
 
 CRM_ORDER_PATH = "/services/data/v60.0/sobjects/Order"
-CRM_STATUSES = frozenset(
-    {
-        "Submitted",
-        "Booked",
-        "Credit Hold",
-        "Backordered",
-        "In Fulfilment",
-        "Shipped",
-        "Delivered",
-        "Exception",
-        "Cancelled",
-    }
-)
+CRM_STATUSES = frozenset(STATUSES)
 DEFAULT_ERP_SECRET = "twin-secret"  # the ERP mock's default (mocks/erp/core.py)
 
 

@@ -21,7 +21,7 @@ import logging
 import random
 import string
 import time
-from collections.abc import Awaitable, Callable, Generator, MutableSequence
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -34,9 +34,8 @@ from reference_integration.config import IntegrationConfig
 from reference_integration.effects import Call, Result
 from reference_integration.errors import CallFailed, CallTimeout, ConnectionFailed, MalformedResponse
 from reference_integration.http11 import Http11Transport
-from reference_integration.metrics import CallRecord, render_prometheus
-from reference_integration.policies import Bulkhead, TokenCache
-from reference_integration.runtime_core import Acquire, Engine, FetchToken, OpGen, Send, Wait
+from reference_integration.policies import Bulkhead
+from reference_integration.runtime_core import Acquire, Engine, FetchToken, OpGen, RuntimeView, Send, Wait
 from reference_integration.store import Store
 
 _BODYLESS = {"GET", "DELETE", "HEAD", "OPTIONS"}
@@ -53,7 +52,7 @@ def path_fields(template: str) -> list[str]:
     return list(_path_fields(template))
 
 
-class AsyncRuntime:
+class AsyncRuntime(RuntimeView):
     def __init__(
         self,
         config: IntegrationConfig,
@@ -88,38 +87,12 @@ class AsyncRuntime:
         """One Call through the policy stack, outside any workflow (admin tools, reconciliation)."""
         return await self._exec(self.engine.run_call(call, workflow))
 
-    @property
-    def auth(self) -> dict[str, TokenCache]:
-        """OAuth token caches by system (ERP); filled and refreshed by the runtime itself."""
-        return self.engine.tokens
-
     async def token(self, system: str = "erp") -> str:
         await self._token(system)
         return str(self.engine.tokens[system].token)
 
-    def subscribe(self, topic: str, fn: Callable[[str, dict[str, Any]], None]) -> None:
-        self.engine.subscribe(topic, fn)
-
-    @property
-    def calls(self) -> MutableSequence[CallRecord]:
-        return self.engine.stats.calls
-
-    @property
-    def retries(self) -> dict[str, int]:
-        return dict(self.engine.stats.retries)
-
-    @property
-    def breaker_opens(self) -> dict[str, int]:
-        return self.engine.breaker_opens()
-
-    @property
-    def busy(self) -> int:
-        return self.engine.busy
-
-    def metrics_text(self) -> str:
-        return render_prometheus(
-            self.engine.stats, self.engine.breakers, self.clock(), self.busy, self.store.dlq_size()
-        )
+    def _now(self) -> float:
+        return float(self.clock())
 
     # ------------------------------------------------------------------------------ ops
 

@@ -21,14 +21,14 @@ So retry, breaker and bulkhead behave identically in virtual and live mode by co
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, MutableSequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from reference_integration.config import IntegrationConfig
 from reference_integration.effects import Call, Now, Publish, Result, Sleep, StateGet, StateGetMany, StatePut
 from reference_integration.errors import BreakerOpen, CallFailed, from_response
-from reference_integration.metrics import CallRecord, RuntimeStats
+from reference_integration.metrics import CallRecord, RuntimeStats, render_prometheus
 from reference_integration.policies import (
     Bulkhead,
     SystemGuard,
@@ -320,3 +320,42 @@ class Engine:
             raise CallFailed(system, "token", res.status, "technical", "token_missing", retryable=False)
         self.tokens[system].set(str(token), float(body.get("expires_in", 3600)), self.now())
         return token
+
+
+class RuntimeView:
+    """What both interpreters expose about their engine (counters, call records, metrics); each
+    says only what its clock reads as "now"."""
+
+    engine: Engine
+    store: Store
+
+    def _now(self) -> float:  # pragma: no cover - each interpreter defines its clock
+        raise NotImplementedError
+
+    def subscribe(self, topic: str, fn: Callable[[str, dict[str, Any]], None]) -> None:
+        self.engine.subscribe(topic, fn)
+
+    @property
+    def auth(self) -> dict[str, TokenCache]:
+        """OAuth token caches by system (ERP); filled and refreshed by the runtime itself."""
+        return self.engine.tokens
+
+    @property
+    def calls(self) -> MutableSequence[CallRecord]:
+        return self.engine.stats.calls
+
+    @property
+    def retries(self) -> dict[str, int]:
+        return dict(self.engine.stats.retries)
+
+    @property
+    def breaker_opens(self) -> dict[str, int]:
+        return self.engine.breaker_opens()
+
+    @property
+    def busy(self) -> int:
+        """Workflows in flight (the integration's backlog)."""
+        return self.engine.busy
+
+    def metrics_text(self) -> str:
+        return render_prometheus(self.engine.stats, self.engine.breakers, self._now(), self.busy, self.store.dlq_size())

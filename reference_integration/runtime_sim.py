@@ -28,16 +28,15 @@ import simpy
 from reference_integration.config import IntegrationConfig
 from reference_integration.effects import Call, Result
 from reference_integration.errors import CallFailed, CallTimeout
-from reference_integration.metrics import CallRecord, render_prometheus
-from reference_integration.policies import Bulkhead, TokenCache
-from reference_integration.runtime_core import Acquire, Engine, FetchToken, OpGen, Send, Wait
+from reference_integration.policies import Bulkhead
+from reference_integration.runtime_core import Acquire, Engine, FetchToken, OpGen, RuntimeView, Send, Wait
 from reference_integration.store import MemoryStore, Store
 from sim.rng import Streams
 
 Transport = Callable[[Call, int, float, dict[str, str]], Any]
 
 
-class SimRuntime:
+class SimRuntime(RuntimeView):
     def __init__(
         self,
         env: simpy.Environment,
@@ -60,35 +59,8 @@ class SimRuntime:
         """Start a workflow; the process's value is the workflow's return value."""
         return self.env.process(self._exec(self.engine.drive(workflow, name, payload)))
 
-    def subscribe(self, topic: str, fn: Callable[[str, dict[str, Any]], None]) -> None:
-        self.engine.subscribe(topic, fn)
-
-    @property
-    def auth(self) -> dict[str, TokenCache]:
-        """OAuth token caches by system (ERP); the runtime fetches and refreshes them itself."""
-        return self.engine.tokens
-
-    @property
-    def calls(self) -> list[CallRecord]:
-        return self.engine.stats.calls
-
-    @property
-    def retries(self) -> dict[str, int]:
-        return dict(self.engine.stats.retries)
-
-    @property
-    def breaker_opens(self) -> dict[str, int]:
-        return self.engine.breaker_opens()
-
-    @property
-    def busy(self) -> int:
-        """Workflows in flight (the integration's backlog)."""
-        return self.engine.busy
-
-    def metrics_text(self) -> str:
-        return render_prometheus(
-            self.engine.stats, self.engine.breakers, self.env.now, self.busy, self.store.dlq_size()
-        )
+    def _now(self) -> float:
+        return float(self.env.now)
 
     # ------------------------------------------------------------------------------ ops
 
