@@ -137,23 +137,28 @@ class ContractPrices(Mapping[tuple[str, str], float]):
     def _hash(self, ci: int, si: int) -> int:
         return _mix(((ci << 32) | si) ^ self._salt)
 
-    def __getitem__(self, key: tuple[str, str]) -> float:
+    def get(self, key: tuple[str, str], default: float | None = None) -> float | None:  # type: ignore[override]
+        # The hot path (every price check of every order): no exceptions for the common no-contract case.
         try:
-            ci, si = self._cidx[key[0]], self._sidx[key[1]]
-        except (KeyError, TypeError, IndexError):
-            raise KeyError(key) from None
+            ci, si = self._cidx.get(key[0]), self._sidx.get(key[1])
+        except (TypeError, IndexError):
+            return default
+        if ci is None or si is None:
+            return default
         h = self._hash(ci, si)
         if (h >> 11) >= self._threshold:
-            raise KeyError(key)
+            return default
         dpm = DISCOUNT_STEPS_PERMILLE[(h & 0xFFFF) % len(DISCOUNT_STEPS_PERMILLE)]
         return ((self._list_cents_py[si] * (1000 - dpm) + 500) // 1000) / 100
 
+    def __getitem__(self, key: tuple[str, str]) -> float:
+        p = self.get(key)
+        if p is None:
+            raise KeyError(key)
+        return p
+
     def __contains__(self, key: object) -> bool:
-        try:
-            self[key]  # type: ignore[index]
-        except KeyError:
-            return False
-        return True
+        return self.get(key) is not None  # type: ignore[arg-type]
 
     # -- vectorised ---------------------------------------------------------------------------
     def lookup(self, cust_idx: np.ndarray, sku_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
