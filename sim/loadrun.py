@@ -33,7 +33,7 @@ from typing import IO, Any
 
 import httpx
 
-from sim.procs import free_port, signal_group, sigterm_as_interrupt
+from sim.procs import ProcError, free_port, signal_group, sigterm_as_interrupt, wait_http
 from sim.scenario import Scenario, dump_scenario, load_scenario
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -144,22 +144,11 @@ class Children:
 def wait_healthy(
     url: str, proc: subprocess.Popen[bytes] | None, name: str, children: Children, timeout_s: float
 ) -> None:
-    deadline = time.monotonic() + timeout_s
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise LoadError(
-                f"{name} exited with code {proc.returncode} while starting; its log says:\n{children.log_tail(name)}"
-            )
-        try:
-            r = httpx.get(url, timeout=1.0)
-            if r.status_code < 500:
-                return
-            last = f"HTTP {r.status_code}"
-        except httpx.HTTPError as e:
-            last = type(e).__name__
-        time.sleep(0.2)
-    raise LoadError(f"{name} not answering at {url} after {timeout_s:g} s ({last})")
+    try:
+        wait_http(url, timeout_s, proc)
+    except ProcError as e:
+        tail = f"; its log says:\n{children.log_tail(name)}" if proc is not None and proc.poll() is not None else ""
+        raise LoadError(f"{name} {e}{tail}") from None
 
 
 def twin_available() -> list[str]:

@@ -40,6 +40,24 @@ def signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
+def wait_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Poll ``url`` until it answers below 500; ProcError early if ``proc`` exits, or at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise ProcError(f"exited with code {proc.returncode} while starting")
+        try:
+            r = httpx.get(url, timeout=1.0)
+            if r.status_code < 500:
+                return
+            last = f"HTTP {r.status_code}"
+        except httpx.HTTPError as e:
+            last = type(e).__name__
+        time.sleep(0.1)
+    raise ProcError(f"not answering at {url} after {timeout_s:g} s ({last})")
+
+
 class Children:
     """Named child processes, each in its own process group; ``stop_all`` leaves none behind."""
 
@@ -108,21 +126,10 @@ class Children:
 
     def wait_healthy(self, name: str, url: str, timeout_s: float) -> None:
         """Poll ``url`` until it answers below 500; fail early (with the log) if the child exits."""
-        deadline = time.monotonic() + timeout_s
-        last = "no answer"
-        p = self.procs.get(name)
-        while time.monotonic() < deadline:
-            if p is not None and p.poll() is not None:
-                raise ProcError(f"{name} exited with code {p.returncode} while starting:\n{self.log_tail(name)}")
-            try:
-                r = httpx.get(url, timeout=1.0)
-                if r.status_code < 500:
-                    return
-                last = f"HTTP {r.status_code}"
-            except httpx.HTTPError as e:
-                last = type(e).__name__
-            time.sleep(0.1)
-        raise ProcError(f"{name} not answering at {url} after {timeout_s:g} s ({last}):\n{self.log_tail(name)}")
+        try:
+            wait_http(url, timeout_s, self.procs.get(name))
+        except ProcError as e:
+            raise ProcError(f"{name} {e}:\n{self.log_tail(name)}") from None
 
 
 @contextlib.contextmanager

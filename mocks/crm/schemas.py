@@ -8,7 +8,7 @@ response shapes.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -16,17 +16,6 @@ from mocks.core.validation import parse, validation_error
 
 __all__ = ["parse", "validation_error"]
 
-STATUSES = (
-    "Submitted",
-    "Booked",
-    "Credit Hold",
-    "Backordered",
-    "In Fulfilment",
-    "Shipped",
-    "Delivered",
-    "Exception",
-    "Cancelled",
-)
 Status = Literal[
     "Submitted",
     "Booked",
@@ -38,6 +27,7 @@ Status = Literal[
     "Exception",
     "Cancelled",
 ]
+STATUSES: tuple[str, ...] = get_args(Status)
 
 
 class _In(BaseModel):
