@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from reference_integration import http11
+from reference_integration.calllog import CallLog
 from reference_integration.config import IntegrationConfig
 from reference_integration.reconciliation import sweep
 from reference_integration.runtime_async import AsyncRuntime
@@ -65,6 +66,7 @@ class Settings(BaseSettings):
     profile: Literal["naive", "resilient"] = "resilient"
     reconciliation_interval: float | None = Field(None, description="seconds; default from the profile, 0 = off")
     max_concurrency: int = Field(64, ge=1, description="workflows processed at once")
+    calls_log: str | None = Field(None, description="append every downstream call attempt to this JSON-lines file")
 
     def url(self, system: str) -> str:
         return str(getattr(self, f"{system}_url"))
@@ -195,6 +197,12 @@ class IntegrationService:
         # Nobody reads the live service's call records back (the mocks' journals are the record
         # of a live run): keep the recent ones for debugging, not every call since start.
         self.runtime.engine.stats.keep_last(CALL_RECORDS_KEPT)
+        self.call_log: CallLog | None = None
+        if settings.calls_log:
+            # The harness reads it back as the live run's calls.parquet.
+            self.call_log = CallLog(settings.calls_log, CALL_RECORDS_KEPT)
+            self.runtime.engine.stats.calls = self.call_log
+        self._flusher: asyncio.Task[None] | None = None
         self.ctx = WorkflowContext(config=self.config)
         self.running = asyncio.Event()
         self.running.set()
@@ -214,10 +222,14 @@ class IntegrationService:
         interval = self.config.reconciliation_interval
         if interval:
             self._sweeper = asyncio.create_task(self._sweep_loop(interval))
+        if self.call_log is not None:
+            self._flusher = asyncio.create_task(self.call_log.flush_every())
 
     async def stop(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self._flusher is not None:
+            self._flusher.cancel()
         for t in list(self.tasks):
             t.cancel()
         await asyncio.gather(*self.tasks, *([self._sweeper] if self._sweeper else []), return_exceptions=True)
@@ -226,6 +238,8 @@ class IntegrationService:
         close = getattr(self.store, "close", None)
         if close is not None:
             close()
+        if self.call_log is not None:
+            self.call_log.close()
 
     async def drain(self) -> None:
         """Wait until every scheduled workflow finished (tests, graceful shutdown)."""

@@ -26,6 +26,9 @@ def serve(
     carrier_url: Annotated[str | None, typer.Option(help="carrier base URL (default TWIN_CARRIER_URL)")] = None,
     db: Annotated[str | None, typer.Option(help='SQLite file (default: TWIN_DB or integration.db; ":memory:")')] = None,
     log_level: Annotated[str, typer.Option(help="debug | info | warning")] = "info",
+    calls_log: Annotated[
+        str | None, typer.Option(help="append every downstream call attempt to this JSON-lines file (TWIN_CALLS_LOG)")
+    ] = None,
 ) -> None:
     """Serve webhooks, admin API and /metrics. Mock URLs and secrets come from TWIN_* variables
     (see docs/sut-contract.md); options override them."""
@@ -40,6 +43,7 @@ def serve(
         raise typer.BadParameter("profile must be naive or resilient", param_hint="--profile")
     given = {"profile": profile, "db": db, "crm_url": crm_url, "erp_url": erp_url, "wms_url": wms_url}
     given["carrier_url"] = carrier_url
+    given["calls_log"] = calls_log
     settings = Settings(**{k: v for k, v in given.items() if v is not None})  # type: ignore[arg-type]
     config = None
     if scenario is not None:

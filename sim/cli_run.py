@@ -34,9 +34,23 @@ def _load(path: Path, sets: list[str], seed: int | None) -> Scenario:
     return load_for_cli(path, sets, seed)
 
 
+def human_s(v: float) -> str:
+    """Seconds as a reader scans them: 0.412 s, 42.0 s, 6.4 min, 3.2 h, 1.48 d."""
+    a = abs(v)
+    if a < 60:
+        return f"{v:.3g} s"
+    if a < 3600:
+        return f"{v / 60:.1f} min"
+    if a < 86400:
+        return f"{v / 3600:.1f} h"
+    return f"{v / 86400:.2f} d"
+
+
 def _fmt(v: float | None, name: str = "") -> str:
     if v is None:
         return "–"
+    if name.startswith("latency_s."):
+        return human_s(float(v))
     if name.endswith("_rate") or name in ("otif",):
         return f"{v:.2%}"
     if float(v).is_integer() and abs(v) < 1e12:

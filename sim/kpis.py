@@ -6,7 +6,9 @@ Definitions worth pinning down:
 
 - ``fallout_rate``: orders whose outcome is fallout (lost, duplicate, mismatched, stuck,
   dead-lettered) / orders submitted. Credit holds and open backorders are legitimate.
-- ``latency_s.<milestone>``: milestone time minus CRM submit time, over the orders that reached it.
+- ``latency_s.<milestone>``: milestone time minus CRM submit time, over the orders that reached it;
+  in model time (``lat_<milestone>`` columns, ``sim.modeltime``) where the orders frame has them,
+  as a live run's does.
 - ``otif``: among orders due by the end of the run (``requested_t <= sim_s``; all orders when no
   requested time is known), the share delivered by ``requested_t`` with lines matching the demand
   and not duplicated.
@@ -34,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sim.modeltime import milestone_latency
 from sim.reconcile import FALLOUT, OUTCOMES, outcome_counts
 from sim.scenario import MILESTONES, FaultWindow, Slo
 
@@ -58,7 +61,7 @@ def latency_stats(values: Iterable[float]) -> dict[str, float | None]:
 
 
 def milestone_latencies(orders: pd.DataFrame) -> dict[str, pd.Series]:
-    return {m: (orders[f"t_{m}"] - orders["t_submitted"]).dropna() for m in MILESTONES}
+    return {m: milestone_latency(orders, m).dropna() for m in MILESTONES}
 
 
 # --------------------------------------------------------------------------------------- backlog

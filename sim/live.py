@@ -14,9 +14,11 @@ once all answer, the harness ``PUT``s one common epoch (a moment just ahead) to 
 harness uses the same formula to time submissions and kills. Fault windows are in simulated seconds on
 those clocks, so all mocks agree on when a window opens.
 
-Timing caveat (by design): API latency, the integration's backoffs and timeouts are wall time, so at
-compression C a 50 ms call spans C x 0.05 simulated seconds. Milestones measured in hours (picking,
-transit) are comparable with virtual mode; sub-minute ones only down to about C x the call latency.
+Timing (by design): API latency, the integration's backoffs and timeouts are wall time, so at
+compression C a 50 ms call spans C x 0.05 simulated seconds of ledger time. Milestone latencies are
+therefore reported in model time (``sim.modeltime``): HTTP segments in wall seconds, world segments
+on the compressed clock, comparable with a virtual run. The reference integration's call log
+(``--calls-log``) becomes calls.parquet, its times moved onto the simulated clock.
 """
 
 from __future__ import annotations
@@ -40,9 +42,10 @@ import httpx
 import pandas as pd
 
 from sim.kpis import check_slo, compute_kpis
+from sim.modeltime import model_latencies
 from sim.procs import TWIN, Children, ProcError, free_port, sigterm_as_interrupt
 from sim.reconcile import demand_log, entries_frame, exceptions_frame, reconcile
-from sim.runfolder import events_frame, make_meta, now_iso
+from sim.runfolder import calls_frame, events_frame, make_meta, now_iso
 from sim.scenario import FaultKind, Scenario, dump_scenario
 from sim.virtual import Progress, RunResult, resolve
 
@@ -56,6 +59,7 @@ SUBMIT_CONCURRENCY = 32
 SUBMIT_ATTEMPTS = 6
 POLL_S = 0.5  # drain: wall seconds between quiescence checks
 QUIET_POLLS = 3  # consecutive quiet, unchanged polls that end the drain
+CALLS_LOG = "calls.jsonl"  # the reference integration's call records, read back as calls.parquet
 SUT_WAIT_S = 10.0  # an external SUT should already be running: do not wait long for it
 
 
@@ -134,6 +138,7 @@ def start_twin(
             port = integration.rsplit(":", 1)[1]
             cmd = [*TWIN, "integration", "serve", "--host", "127.0.0.1", "--port", port]
             cmd += ["--scenario", str(scenario_file), "--db", str(work / "integration.db"), "--log-level", "warning"]
+            cmd += ["--calls-log", str(work / CALLS_LOG)]
             for s in SYSTEMS:
                 cmd += [f"--{s}-url", mocks[s]]
             children.start("integration", cmd, env)
@@ -450,6 +455,21 @@ def _metrics(twin: Twin) -> dict[str, int]:
     return out
 
 
+def live_calls(path: Path, epoch: float, compression: float) -> pd.DataFrame:
+    """The reference integration's call log as calls.parquet: ``t_start``/``t_end`` moved from Unix
+    seconds onto the run's simulated clock (the mocks' common epoch); ``latency_s`` stays wall seconds,
+    the call's real duration."""
+    from reference_integration.calllog import read_call_log
+
+    rows = list(read_call_log(path))
+    if not rows:
+        return empty_calls()
+    df = calls_frame(rows)
+    for col in ("t_start", "t_end"):
+        df[col] = (df[col].astype(float) - epoch) * compression
+    return df.sort_values(["t_start", "t_end"], kind="stable").reset_index(drop=True)
+
+
 def empty_calls() -> pd.DataFrame:
     """calls.parquet of a run whose integration does not expose its call records: right columns, no rows."""
     from reference_integration.metrics import CallRecord
@@ -488,8 +508,8 @@ def run_live(
     temp = out is None
     work = Path(tempfile.mkdtemp(prefix="twin-live-")) if temp else Path(out) / "live"  # type: ignore[arg-type]
     work.mkdir(parents=True, exist_ok=True)
-    for stale in work.glob("integration.db*"):  # a re-used run folder: the integration must start empty
-        stale.unlink()
+    for stale in [*work.glob("integration.db*"), work / CALLS_LOG]:  # a re-used folder: start empty
+        stale.unlink(missing_ok=True)
     scenario_file = work / "scenario.yaml"
     scenario_file.write_text(dump_scenario(scenario), encoding="utf-8")
     orders, bodies = demand(scenario)
@@ -538,7 +558,10 @@ def run_live(
     entries = entries_frame(tail.all())
     events = events_frame(entries)
     recon = reconcile(entries, demand_log(entries), exc, end=sim_s)
-    calls = empty_calls()
+    recon = pd.concat([recon, model_latencies(recon, entries, c)], axis=1)
+    calls = live_calls(work / CALLS_LOG, epoch, c) if twin.reference else empty_calls()
+    if len(calls):
+        counters.pop("retries", None)  # the log has every attempt; /metrics only since the last restart
     wall_s = time.perf_counter() - t0
     lag = max(float(v.get("max_lag_seen_s") or 0.0) for v in clocks.values())
     exceeded = any(bool(v.get("lag_exceeded")) for v in clocks.values()) or lag > scenario.live.max_clock_lag_s

@@ -19,6 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from sim.kpis import backlog_at
+from sim.modeltime import milestone_latency
 from sim.reconcile import OUTCOMES
 from sim.scenario import FaultWindow
 
@@ -62,8 +63,8 @@ def chart_orders(orders: pd.DataFrame, faults: Sequence[FaultWindow], sim_s: flo
     return _png(fig)
 
 
-def _latency_series(orders: pd.DataFrame, col: str, unit: float) -> pd.DataFrame:
-    lat = (orders[col] - orders["t_submitted"]).rename("lat")
+def _latency_series(orders: pd.DataFrame, milestone: str, unit: float) -> pd.DataFrame:
+    lat = milestone_latency(orders, milestone).rename("lat")
     b = (orders["t_submitted"] // unit).rename("bin")
     g = pd.concat([b, lat], axis=1).dropna().groupby("bin")["lat"]
     df = pd.DataFrame({"p50": g.quantile(0.5), "p95": g.quantile(0.95)})
@@ -77,9 +78,9 @@ def chart_latency(orders: pd.DataFrame, faults: Sequence[FaultWindow], sim_s: fl
     unit, name = _unit(_span(orders, sim_s))
     fig = Figure(figsize=(9, 3.2), layout="constrained")
     ax = fig.add_subplot()
-    for col, label in (("t_erp_accepted", "erp_accepted"), ("t_ready_to_ship", "ready_to_ship")):
-        if len(orders) and orders[col].notna().any():
-            s = _latency_series(orders, col, unit)
+    for label in ("erp_accepted", "ready_to_ship"):
+        if len(orders) and orders[f"t_{label}"].notna().any():
+            s = _latency_series(orders, label, unit)
             ax.plot(s.index, s["p50"], lw=1, label=f"{label} p50")
             ax.plot(s.index, s["p95"], lw=1, ls="--", label=f"{label} p95")
     _shade(ax, faults, unit)

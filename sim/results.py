@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from sim.kpis import backlog_at
+from sim.modeltime import milestone_latency
 from sim.reconcile import FALLOUT
 from sim.runfolder import Run, load_run
 from sim.scenario import MILESTONES, FaultWindow
@@ -290,7 +291,7 @@ def fallout_by_fault_window(orders: pd.DataFrame, windows: Any, milestone: str =
     for rid, g in _groups(orders):
         t = g["t_submitted"].to_numpy(dtype=float)
         fallout = g["outcome"].isin(FALLOUT).to_numpy()
-        lat = (g[f"t_{milestone}"] - g["t_submitted"]).to_numpy(dtype=float)
+        lat = milestone_latency(g, milestone).to_numpy(dtype=float)
         inside_any = np.zeros(len(g), dtype=bool)
         masks = []
         for name, start, end in ws:
@@ -332,7 +333,7 @@ def latency_by_milestone_over_time(
     step = _seconds(freq)
     if not 0 < q <= 1:
         raise ValueError(f"q must be in (0, 1], got {q}")
-    df = pd.DataFrame({m: orders[f"t_{m}"] - orders["t_submitted"] for m in milestones})
+    df = pd.DataFrame({m: milestone_latency(orders, m) for m in milestones})
     df["t_h"] = _bins(orders["t_submitted"], step)
     keys = ["t_h"]
     if "run" in orders.columns:
