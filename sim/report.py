@@ -236,7 +236,7 @@ def overlay_chart(
         t, b = _backlog_series(orders, sim_s)
         ax_b.plot(t / unit, b, lw=1, label=label)
         if len(orders) and orders["t_ready_to_ship"].notna().any():
-            s = _latency_series(orders, "t_ready_to_ship", unit)
+            s = _latency_series(orders, "ready_to_ship", unit)
             ax_l.plot(s.index, s["p95"], lw=1, label=label)
     if runs:
         _shade(ax_b, runs[0][2], unit)
