@@ -49,7 +49,7 @@ def human_s(v: float) -> str:
 def _fmt(v: float | None, name: str = "") -> str:
     if v is None:
         return "–"
-    if name.startswith("latency_s."):
+    if name.startswith("latency_s.") or name.endswith("recovery_s"):
         return human_s(float(v))
     if name.endswith("_rate") or name in ("otif",):
         return f"{v:.2%}"

@@ -204,6 +204,7 @@ def compute_kpis(
         "dead_lettered_technical": oc["dead_lettered_technical"],
         "credit_holds": oc["credit_hold"],
         "backordered_open": oc["backordered"],
+        "in_transit": oc["in_transit"],
         "orphan_creates": int(orders.attrs.get("orphans", 0)),
         "calls": cc["calls"],
         "failed_calls": cc["failed_calls"],

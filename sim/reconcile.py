@@ -24,10 +24,14 @@ Outcome precedence (the first rule that matches wins; documented in the orders t
 5. ``backordered``   ERP backordered it and had not released it by the end (legitimate waiting);
 6. ``dead_lettered_business`` / ``dead_lettered_technical``
                      the integration gave up and said so (an order in both lists counts as business);
-7. ``stuck``         progressed somewhere (any ledger activity past the CRM submit) but unfinished;
-8. ``lost``          never reached ERP, left no trace anywhere, and is not in an exception list.
+7. ``in_transit``    booked exactly once with the carrier, not yet delivered when the drain ended,
+                     and CRM up to date with what the carrier has done (``Shipped`` once picked up):
+                     the world still has it (a weekend pickup, a long transit); not fallout;
+8. ``stuck``         progressed somewhere (any ledger activity past the CRM submit) but unfinished;
+9. ``lost``          never reached ERP, left no trace anywhere, and is not in an exception list.
 
-Legitimate outcomes (``completed``, ``credit_hold``, ``backordered``) are not fallout; the rest is.
+Legitimate outcomes (``completed``, ``credit_hold``, ``backordered``, ``in_transit``) are not fallout;
+the rest is.
 """
 
 from __future__ import annotations
@@ -47,10 +51,11 @@ OUTCOMES = (
     "backordered",
     "dead_lettered_business",
     "dead_lettered_technical",
+    "in_transit",
     "stuck",
     "lost",
 )
-LEGITIMATE = ("completed", "credit_hold", "backordered")
+LEGITIMATE = ("completed", "credit_hold", "backordered", "in_transit")
 FALLOUT = tuple(o for o in OUTCOMES if o not in LEGITIMATE)
 
 ENTRY_COLUMNS = ("seq", "t", "system", "kind", "entity", "ref", "correlation_id", "idempotency_key", "data")
@@ -284,6 +289,13 @@ def _crm_inconsistent(a: _Acc) -> bool:
     return final == "Shipped" and not a.picked_up and "t_delivered" not in a.t
 
 
+def _crm_caught_up(a: _Acc, crm_status: str) -> bool:
+    """CRM shows what the carrier has done so far: ``Shipped`` once picked up, else still in fulfilment."""
+    if a.picked_up:
+        return crm_status == "Shipped"
+    return crm_status in ("In Fulfilment", "Shipped")
+
+
 def reconcile(
     entries: pd.DataFrame,
     demand: pd.DataFrame | None = None,
@@ -332,6 +344,8 @@ def reconcile(
             outcome = "backordered"
         elif cat is not None:
             outcome = "dead_lettered_business" if cat[0] == "business" else "dead_lettered_technical"
+        elif n_erp == n_wms == n_car == 1 and "t_delivered" not in a.t and _crm_caught_up(a, crm_status):
+            outcome = "in_transit"
         elif n_erp > 0 or a.last_t is not None:
             outcome = "stuck"
         else:

@@ -48,3 +48,29 @@ def test_twin_demo_virtual_writes_both_runs_and_shows_the_difference(tmp_path: P
     assert naive["lost"] + naive["duplicates"] + naive["stuck"] > 0
     assert naive["orders_submitted"] == resilient["orders_submitted"] > 300
     assert "naive vs resilient" in res.output and "better" in res.output
+
+
+def _ours(folder: Path) -> list[str]:
+    import subprocess
+
+    ps = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
+    return [ln for ln in ps.splitlines() if str(folder) in ln]
+
+
+@pytest.mark.live
+@pytest.mark.slow
+def test_twin_demo_live_runs_both_profiles_side_by_side_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    # The shipped demo, shortened to one business day of fewer orders so the test stays quick.
+    sets = ["horizon=1d", "drain_limit=2d", "demand.orders=40"]
+    res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), *[a for s in sets for a in ("--set", s)]])
+    assert res.exit_code == 0, res.output
+    runs = {p: json.loads((tmp_path / p / "kpis.json").read_text()) for p in ("naive", "resilient")}
+    metas = {p: json.loads((tmp_path / p / "meta.json").read_text()) for p in ("naive", "resilient")}
+    assert {m["mode"] for m in metas.values()} == {"live"}
+    assert runs["naive"]["orders_submitted"] == runs["resilient"]["orders_submitted"] > 20
+    assert runs["resilient"]["lost"] == runs["resilient"]["duplicates"] == 0
+    # Side by side, not one after the other: the two runs overlapped in wall time.
+    total = float(res.output.rsplit("total ", 1)[1].split(" s", 1)[0])
+    assert total < 0.8 * (runs["naive"]["wall_s"] + runs["resilient"]["wall_s"])
+    assert (tmp_path / "compare.html").exists() and "naive vs resilient" in res.output
+    assert _ours(tmp_path) == []

@@ -114,6 +114,41 @@ def test_stuck_when_delivered_but_crm_never_closed():
     assert _outcome(w) == {"S": "stuck"}
 
 
+def _booked_with_carrier(w: World, cid: str, picked_up: bool, crm_shipped: bool) -> None:
+    w.submit(cid)
+    w.erp(cid, 10)
+    w.status(cid, 11, "Booked")
+    w.wms(cid, 12)
+    w.led["wms"].append(600, "fulfilment.ready_to_ship", "FO-1", ref=cid)
+    w.status(cid, 601, "In Fulfilment")
+    w.led["carrier"].append(610, "shipment.created", "1Z1", ref=cid)
+    if picked_up:
+        w.led["carrier"].append(3600, "shipment.picked_up", "1Z1", ref=cid)
+    if crm_shipped:
+        w.status(cid, 3601, "Shipped")
+
+
+def test_in_transit_when_the_world_still_has_it_at_the_end():
+    w = World()
+    _booked_with_carrier(w, "P", picked_up=False, crm_shipped=False)  # waiting for Monday's pickup
+    _booked_with_carrier(w, "T", picked_up=True, crm_shipped=True)  # on the truck
+    orders = reconcile(w.frame(), end=10 * 86400)
+    assert dict(zip(orders.crm_id, orders.outcome, strict=True)) == {"P": "in_transit", "T": "in_transit"}
+    assert outcome_counts(orders)["in_transit"] == 2 and (orders.t_settled == 600).all()
+
+
+def test_stuck_not_in_transit_when_crm_missed_the_pickup_or_the_carrier_booking_twice():
+    w = World()
+    _booked_with_carrier(w, "L", picked_up=True, crm_shipped=False)  # the picked-up webhook was lost
+    _booked_with_carrier(w, "B", picked_up=False, crm_shipped=False)
+    w.led["crm"].append(602, "order.status_changed", "B", ref="B", data={"status": "Booked"})  # regressed
+    w.submit("N")
+    w.erp("N", 10)
+    w.wms("N", 12)
+    w.status("N", 13, "In Fulfilment")  # never booked with the carrier
+    assert _outcome(w) == {"L": "stuck", "B": "mismatched", "N": "stuck"}
+
+
 def test_mismatched_lines_uom_mistake():
     w = World()
     w.full("M")
@@ -191,8 +226,9 @@ def test_entries_after_end_are_ignored_and_orphans_counted():
     w.full("A")
     w.erp("nobody", 5)
     entries = w.frame()
-    orders = reconcile(entries, end=50_000)  # before delivery
-    assert orders.iloc[0].outcome == "stuck"
+    orders = reconcile(entries, end=50_000)  # before delivery: still with the carrier
+    assert orders.iloc[0].outcome == "in_transit"
+    assert reconcile(entries, end=605).iloc[0].outcome == "stuck"  # ready, not yet booked
     assert orders.attrs["orphans"] == 1
     assert orphan_creates(entries, demand_log(entries)) == 1
 
