@@ -119,6 +119,22 @@ def demo_table(kpis: dict[str, dict[str, Any]], scenario: Scenario, mode: str) -
     return t
 
 
+def verdict_line(kpis: dict[str, dict[str, Any]]) -> str:
+    """One sentence on what the table shows: fallout of each profile, named by kind."""
+
+    def fallout(k: dict[str, Any]) -> str:
+        labels = {key: label for key, label, _ in COUNTS}
+        keys = ("lost", "duplicates", "stuck", "mismatches", "dlq")
+        parts = [f"{int(k[key])} {labels[key]}" for key in keys if k.get(key)]
+        rate = float(k.get("fallout_rate") or 0.0)
+        return (", ".join(parts) or "no fallout") + f" ({rate:.1%} of {int(k.get('orders_submitted') or 0)} orders)"
+
+    return (
+        f"Under the same faults, naive ended with {fallout(kpis['naive'])}; "
+        f"resilient with {fallout(kpis['resilient'])}. Latencies are seconds of HTTP plus the world's hours."
+    )
+
+
 def explanation(scenario: Scenario, mode: str) -> Panel:
     lines = [
         f"[bold]{scenario.name}[/bold]: {scenario.description or ''}".rstrip(),
@@ -306,6 +322,7 @@ def demo_cmd(
     png, page = write_comparison(folder, results, sc, mode)
     kpis = {p: r.kpis for p, r in results.items()}
     console.print(demo_table(kpis, sc, mode))
+    console.print(verdict_line(kpis))
     for p, r in results.items():
         lag = (
             " [yellow](live clock lag exceeded: timings approximate)[/yellow]"
