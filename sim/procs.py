@@ -148,3 +148,10 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """``pid args`` of every process whose command line contains ``text`` (a run folder, say): how
+    the tests check that a run left no child behind."""
+    ps = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
+    return [ln for ln in ps.splitlines() if text in ln]

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from sim.cli import app
 from sim.cli_demo import _verdict, demo_rows
+from sim.procs import processes_mentioning
 from sim.scenario import load_scenario
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,13 +51,6 @@ def test_twin_demo_virtual_writes_both_runs_and_shows_the_difference(tmp_path: P
     assert "naive vs resilient" in res.output and "better" in res.output
 
 
-def _ours(folder: Path) -> list[str]:
-    import subprocess
-
-    ps = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
-    return [ln for ln in ps.splitlines() if str(folder) in ln]
-
-
 @pytest.mark.live
 @pytest.mark.slow
 def test_twin_demo_live_runs_both_profiles_side_by_side_and_leaves_nothing_behind(tmp_path: Path) -> None:
@@ -73,4 +67,4 @@ def test_twin_demo_live_runs_both_profiles_side_by_side_and_leaves_nothing_behin
     total = float(res.output.rsplit("total ", 1)[1].split(" s", 1)[0])
     assert total < 0.8 * (runs["naive"]["wall_s"] + runs["resilient"]["wall_s"])
     assert (tmp_path / "compare.html").exists() and "naive vs resilient" in res.output
-    assert _ours(tmp_path) == []
+    assert processes_mentioning(str(tmp_path)) == []

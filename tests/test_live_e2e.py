@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from sim import live
-from sim.procs import TWIN
+from sim.procs import TWIN, processes_mentioning
 from sim.scenario import Scenario, load_scenario
 
 FIXTURE = Path(__file__).parent / "fixtures" / "live_small.yaml"
@@ -22,8 +22,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "live_small.yaml"
 
 def _ours(folder: Path) -> list[str]:
     """Processes whose command line mentions this run folder (its scenario file, its db)."""
-    ps = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
-    return [ln for ln in ps.splitlines() if str(folder) in ln]
+    return processes_mentioning(str(folder))
 
 
 @pytest.mark.live
