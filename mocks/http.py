@@ -101,18 +101,23 @@ _JSON_CT = (b"content-type", b"application/json")
 
 async def send_response(resp: Response, scope: Scope, receive: Receive, send: Send) -> None:
     """Send ``resp`` exactly as ``render(resp)`` would (same status, header order, bytes), without
-    building a Starlette response object for the common case: a JSON dict without own headers."""
+    building a Starlette response object for the common case: a JSON dict body. The header list
+    follows ``starlette.responses.Response.init_headers``."""
     body = resp.body
-    if type(body) is dict and not resp.headers and resp.status >= 200 and resp.status not in (204, 304):
+    status = resp.status
+    if type(body) is dict and status >= 200 and status not in (204, 304):
         raw = _json(body)
         if raw is not None:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": resp.status,
-                    "headers": [(b"content-length", str(len(raw)).encode()), _JSON_CT],
-                }
-            )
+            if resp.headers:
+                headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers.items()]
+                names = {k for k, _ in headers}
+                if b"content-length" not in names:
+                    headers.append((b"content-length", str(len(raw)).encode()))
+                if b"content-type" not in names:
+                    headers.append(_JSON_CT)
+            else:
+                headers = [(b"content-length", str(len(raw)).encode()), _JSON_CT]
+            await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": raw})
             return
     await render(resp)(scope, receive, send)

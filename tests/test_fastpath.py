@@ -20,10 +20,11 @@ import pytest
 import simpy
 
 import mocks.app
-from mocks.core.base import SystemCore
+from mocks.core.base import Response, SystemCore
 from mocks.core.validation import Validated, parse, validated
 from mocks.fastpath import FastPath, Table, compile_table, fast
-from mocks.serve import _import, core_class
+from mocks.http import render, send_response
+from mocks.serve import _CoalescingTransport, _import, core_class
 from sim.distributions import Fixed
 from sim.masterdata import MasterData, generate
 from sim.rng import Streams
@@ -491,3 +492,83 @@ def test_validated_bodies_are_what_the_core_would_validate(model: type[Any], raw
     assert again.model_dump() == m.model_dump()
     assert parse(model, v) is m
     assert parse(model, dict(v)) == m
+
+
+# --------------------------------------------------------------------------------------- writing
+
+
+@pytest.mark.parametrize(
+    "resp",
+    [
+        Response(201, {"a": 1, "é": "ü"}, {"location": "/x/1"}),
+        Response(200, {"a": [1.5, None, True]}),
+        Response(422, {"error": "e"}, {"Content-Type": "application/problem+json"}),
+        Response(200, {"a": 1}, {"content-length": "7"}),
+        Response(204, None, {"x-a": "b"}),
+        Response(304, {"a": 1}),
+        Response(200, None),
+        Response(200, [1, 2]),
+        Response(502, b'{"trunc', {"retry-after": "3"}),
+        Response(200, {"big": 1 << 70}),  # orjson refuses: JSONResponse's rendering
+    ],
+    ids=lambda r: f"{r.status}-{type(r.body).__name__}",
+)
+def test_send_response_writes_what_render_writes(resp: Response) -> None:
+    async def collect(fn: Callable[..., Any]) -> list[Any]:
+        out: list[Any] = []
+
+        async def send(m: Any) -> None:
+            out.append(m)
+
+        async def receive() -> Any:
+            return {"type": "http.request", "body": b""}
+
+        await fn({"type": "http", "asgi": {"spec_version": "2.4"}}, receive, send)
+        return out
+
+    async def direct(scope: Any, receive: Any, send: Any) -> None:
+        await send_response(resp, scope, receive, send)
+
+    fast_msgs = asyncio.run(collect(direct))
+    slow_msgs = asyncio.run(collect(render(resp)))
+    assert fast_msgs == slow_msgs
+
+
+class _FakeTransport:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str) -> str:
+        return f"info:{name}"
+
+
+def test_coalescing_transport_writes_once_per_loop_step_and_flushes_on_close() -> None:
+    async def main() -> None:
+        real = _FakeTransport()
+        t = _CoalescingTransport(real, asyncio.get_running_loop())  # type: ignore[arg-type]
+        t.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        t.write(b"body")
+        assert real.writes == []  # held until the end of this step
+        await asyncio.sleep(0)
+        assert real.writes == [b"HTTP/1.1 200 OK\r\n\r\nbody"]
+        t.write(b"one")
+        await asyncio.sleep(0)
+        assert real.writes[-1] == b"one"
+        t.write(b"last")
+        t.close()  # e.g. Connection: close, or a reset fault after the head
+        assert real.writes[-1] == b"last" and real.closed
+        assert t.get_extra_info("peername") == "info:peername"
+        await asyncio.sleep(0)
+        assert len(real.writes) == 3  # the scheduled flush found nothing left
+
+    asyncio.run(main())
