@@ -251,8 +251,10 @@ async def serve_apps(
     log_level: str = "warning",
     ready: Any = None,
     stop: asyncio.Event | None = None,
+    coalesce_writes: bool = True,
 ) -> None:
-    """Run one uvicorn server per app in this loop until SIGINT/SIGTERM or ``stop`` is set."""
+    """Run one uvicorn server per app in this loop until SIGINT/SIGTERM or ``stop`` is set.
+    ``coalesce_writes=False``: uvicorn's own protocol (benchmarks compare the two)."""
     logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
     servers = {
         name: _Server(
@@ -262,7 +264,7 @@ async def serve_apps(
                 lifespan="on",
                 timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
                 access_log=False,
-                http=_http_protocol(),
+                http=_http_protocol() if coalesce_writes else "auto",
             )
         )
         for name, app in apps.items()
