@@ -1,9 +1,12 @@
 """Throughput of one mock process over real HTTP, as CPU per request and ratios to bare FastAPI.
 
-Three servers, each in its own process and served like ``twin mocks serve`` serves (uvicorn in a
-uvloop loop), driven by a separate client process (asyncio streams, keep-alive connections):
+Four servers, each in its own process and served like ``twin mocks serve`` serves (uvicorn in a
+uvloop loop, one write per response), driven by a separate client process (asyncio streams,
+keep-alive connections):
 
 - bare:            a FastAPI endpoint validating the ERP's own ``SalesOrderCreate`` and echoing it;
+- bare-uvicorn:    the same served with uvicorn's own protocol (head and body written separately),
+                   i.e. plain FastAPI + uvicorn, the ceiling before the mocks' server changes;
 - erp:             the real ERP mock (``mocks.serve.build_mock``) on ``POST /api/v2/sales-orders``,
                    latency 0, fault engine detached (faults off);
 - erp-idle-faults: the same with its fault engine and five fault windows configured but not active.
@@ -183,20 +186,21 @@ def build_server_app(kind: str) -> Any:
 
 
 def _serve_erp(kind: str, port: int) -> None:
-    """Serve like ``mocks.serve`` does (``uvicorn.Server`` in a uvloop loop), so bare and mock pay
-    the same server costs."""
+    """Serve like ``mocks.serve`` does (``uvicorn.Server`` in a uvloop loop, one write per
+    response), so bare and mock pay the same server costs; ``bare-uvicorn`` with uvicorn's own
+    protocol (two writes per response), the ceiling as plain FastAPI + uvicorn serve it."""
     import asyncio
 
     from mocks.serve import _loop_factory, _tcp_socket, serve_apps
 
-    app = build_server_app(kind)
+    app = build_server_app("bare" if kind == "bare-uvicorn" else kind)
     gc.collect()
     gc.freeze()  # as mocks.serve does once the mocks are built
     sock = _tcp_socket()
     sock.bind(("127.0.0.1", port))
     sock.listen(2048)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(serve_apps({kind: app}, {kind: sock}, log_level="error"))
+        runner.run(serve_apps({kind: app}, {kind: sock}, log_level="error", coalesce_writes=kind != "bare-uvicorn"))
 
 
 # --------------------------------------------------------------------------------------- load
@@ -339,7 +343,7 @@ def measure(kinds: list[str], seconds: float, clients: int, connections: int, ro
             # Rotate who goes first too: a server right after another one's burst can pay for it
             # (caches, the other engineers' jobs waking up), which must not always be the same one.
             for k in kinds[r % len(kinds) :] + kinds[: r % len(kinds)]:
-                if k == "bare":
+                if k.startswith("bare"):
                     request = (
                         f"POST {ERP_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{ports[k]}\r\n"
                         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
@@ -492,6 +496,7 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=16, help="keep-alive connections per client")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--no-in-process", action="store_true", help="skip the in-process gateway timings")
+    ap.add_argument("--no-plain-bare", action="store_true", help="skip bare-uvicorn (uvicorn's own protocol)")
     a = ap.parse_args()
     if not a.no_in_process:
         for label, us in {**decide_cost(), **call_cost()}.items():
@@ -501,16 +506,19 @@ def main() -> None:
     for k in kinds:
         print(f"asgi    {k:28s} {app_us[k]:6.1f} us/request in process (no sockets)")
     print(f"ratio   erp/bare in process        {app_us['bare'] / app_us['erp']:.2f}")
-    samples = measure(kinds, a.seconds, a.clients, a.connections, a.rounds)
+    http_kinds = kinds if a.no_plain_bare else ["bare", "bare-uvicorn", "erp", "erp-idle-faults"]
+    samples = measure(http_kinds, a.seconds, a.clients, a.connections, a.rounds)
     cpu = {k: _median([s.cpu_us for s in v]) for k, v in samples.items()}
     rps = {k: _median([s.rps for s in v]) for k, v in samples.items()}
     print(
         f"http    {'server':28s} {'req/s wall':>10s} {'CPU us/req':>10s} {'req/s/core':>10s}  (medians of {a.rounds})"
     )
-    for k in kinds:
+    for k in http_kinds:
         spread = ", ".join(f"{s.cpu_us:.0f}" for s in samples[k])
         print(f"http    {k:28s} {rps[k]:10.0f} {cpu[k]:10.0f} {1e6 / cpu[k]:10.0f}  CPU per round: {spread}")
     print(f"ratio   erp/bare by CPU                {cpu['bare'] / cpu['erp']:.2f}   (target >= 0.65)")
+    if "bare-uvicorn" in cpu:
+        print(f"ratio   erp/bare-uvicorn by CPU        {cpu['bare-uvicorn'] / cpu['erp']:.2f}")
     print(f"ratio   erp/bare by wall req/s         {rps['erp'] / rps['bare']:.2f}")
     print(f"ratio   idle-faults cost by CPU        {cpu['erp-idle-faults'] / cpu['erp'] - 1:+.1%}   (target <= +10 %)")
     print(f"ratio   erp req/s per core / 5,000     {1e6 / cpu['erp'] / 5000:.2f}")

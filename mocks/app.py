@@ -16,6 +16,7 @@ from fastapi import APIRouter, FastAPI
 
 from mocks import control
 from mocks.core.base import SystemCore
+from mocks.fastpath import FastPath, compile_table
 from mocks.faults import FaultEngine
 from mocks.gateway import Gateway
 from mocks.http import RequestJournal, TwinMiddleware
@@ -65,6 +66,8 @@ def make_app(
     app.include_router(router)
     app.include_router(control.public)
     app.include_router(control.router)
+    # Added first, so it runs inside TwinMiddleware: fast requests are journalled like the rest.
+    app.add_middleware(FastPath, table=compile_table(app.router.routes, core.routes))
     app.add_middleware(TwinMiddleware)
     app.state.core = core
     app.state.journal = RequestJournal(journal_size)

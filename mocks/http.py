@@ -15,7 +15,7 @@ from fastapi import Response as HttpResponse
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mocks.core.base import Request
+from mocks.core.base import Request, Response
 from mocks.gateway import ConnectionDropped, Dribble
 
 
@@ -60,11 +60,9 @@ async def _dribble(d: Dribble) -> AsyncIterator[bytes]:
         yield d.data[i * size : (i + 1) * size]
 
 
-async def dispatch(
-    request: HttpRequest, op: str, body: Any = None, params: dict[str, Any] | None = None
-) -> HttpResponse:
-    """Run operation ``op`` through the app's gateway (``app.state.gateway``) and render the result."""
-    scope = request.scope
+async def run_op(state: Any, scope: Scope, op: str, body: Any = None, params: dict[str, Any] | None = None) -> Response:
+    """Run operation ``op`` through the app's gateway (``state.gateway``): the one way into a core
+    from HTTP, for FastAPI's endpoints (``dispatch``) and the fast path (``mocks.fastpath``) alike."""
     headers = _headers(scope)
     req = Request(
         op=op,
@@ -77,9 +75,13 @@ async def dispatch(
     if info is not None:
         info["op"] = op
         info["client"] = req.client_id
-    gateway = request.app.state.gateway
+    gateway = state.gateway
     call = getattr(gateway, "call", None)
-    resp = await call(req, info) if call is not None else gateway.serve(req)
+    return await call(req, info) if call is not None else gateway.serve(req)
+
+
+def render(resp: Response) -> HttpResponse:
+    """A core ``Response`` as the Starlette response FastAPI's endpoints return."""
     if isinstance(resp.body, Dribble):
         return StreamingResponse(
             _dribble(resp.body), status_code=resp.status, headers=resp.headers, media_type="application/json"
@@ -92,6 +94,40 @@ async def dispatch(
     if raw is None:
         return JSONResponse(resp.body, status_code=resp.status, headers=resp.headers)
     return HttpResponse(raw, status_code=resp.status, headers=resp.headers, media_type="application/json")
+
+
+_JSON_CT = (b"content-type", b"application/json")
+
+
+async def send_response(resp: Response, scope: Scope, receive: Receive, send: Send) -> None:
+    """Send ``resp`` exactly as ``render(resp)`` would (same status, header order, bytes), without
+    building a Starlette response object for the common case: a JSON dict body. The header list
+    follows ``starlette.responses.Response.init_headers``."""
+    body = resp.body
+    status = resp.status
+    if type(body) is dict and status >= 200 and status not in (204, 304):
+        raw = _json(body)
+        if raw is not None:
+            if resp.headers:
+                headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers.items()]
+                names = {k for k, _ in headers}
+                if b"content-length" not in names:
+                    headers.append((b"content-length", str(len(raw)).encode()))
+                if b"content-type" not in names:
+                    headers.append(_JSON_CT)
+            else:
+                headers = [(b"content-length", str(len(raw)).encode()), _JSON_CT]
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": raw})
+            return
+    await render(resp)(scope, receive, send)
+
+
+async def dispatch(
+    request: HttpRequest, op: str, body: Any = None, params: dict[str, Any] | None = None
+) -> HttpResponse:
+    """Run operation ``op`` through the app's gateway (``app.state.gateway``) and render the result."""
+    return render(await run_op(request.app.state, request.scope, op, body, params))
 
 
 class RequestJournal:

@@ -28,6 +28,7 @@ import httpx
 
 from mocks.core.base import WebhookEvent
 from mocks.faults import OK_WEBHOOK, FaultEngine, WebhookDecision
+from reference_integration.http11 import Http11Transport
 from sim.scenario import WebhookPolicy
 
 log = logging.getLogger(__name__)
@@ -218,7 +219,12 @@ class WebhookDeliverer:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient()
+            # Plain http:// targets (the SUT on loopback) go through the lean keep-alive transport
+            # the reference integration uses for its calls to the mocks: httpx's default one
+            # (httpcore, anyio, h11) was most of a delivery's CPU. https and the rest stay on
+            # httpx's. That transport does not enforce httpx timeouts: ``_post`` bounds each
+            # attempt itself.
+            self._client = httpx.AsyncClient(mounts={"http://": Http11Transport()})
         return self._client
 
     async def _wait(self, scenario_seconds: float) -> None:
@@ -279,9 +285,13 @@ class WebhookDeliverer:
 
     async def _post(self, ev: WebhookEvent, url: str, body: bytes) -> tuple[int | None, str | None]:
         headers = headers_for(ev.id, body, self.secret, occurred_at_iso(self._t(), self.start))
+        timeout = self.policy.timeout
         async with self._sem:
             try:
-                r = await self._http().post(url, content=body, headers=headers, timeout=self.policy.timeout)
+                async with asyncio.timeout(timeout):
+                    r = await self._http().post(url, content=body, headers=headers, timeout=timeout)
             except httpx.HTTPError as e:
                 return None, f"{type(e).__name__}: {e}"[:200]
+            except TimeoutError:
+                return None, f"TimeoutError: no response within {timeout} s"
         return r.status_code, None

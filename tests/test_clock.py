@@ -31,6 +31,76 @@ def test_sync_follows_a_fake_wall_clock_and_runs_due_processes() -> None:
     assert clock.sync() == 4500  # no time passed: no-op
 
 
+def test_sync_runs_the_env_only_when_an_event_is_due(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing due before the present: time just moves, without ``env.run``. An event due runs as
+    before, and one exactly at the present waits, as under ``env.run(until=present)``."""
+    env = simpy.Environment()
+    fired: list[float] = []
+
+    def proc() -> Generator[simpy.Event, None, None]:
+        yield env.timeout(3600)
+        fired.append(env.now)
+        yield env.timeout(3600)
+        fired.append(env.now)
+
+    env.process(proc())
+    runs: list[float] = []
+    real_run = env.run
+
+    def counting_run(until: float | None = None) -> None:
+        runs.append(float(until or 0))
+        real_run(until=until)
+
+    monkeypatch.setattr(env, "run", counting_run)
+    wall = [0.0]
+    clock = LiveClock(env, compression=3600, max_lag=0.5, wall=lambda: wall[0])
+    assert clock.sync() == 0 and runs == []  # no time passed
+    wall[0] = 0.5
+    assert clock.sync() == 1800 and len(runs) == 1  # the process start (an event at 0) was due
+    wall[0] = 0.75
+    assert clock.sync() == 2700 and len(runs) == 1 and fired == []  # nothing due: no run
+    wall[0] = 1.0
+    assert clock.sync() == 3600 and len(runs) == 1 and fired == []  # due exactly now: waits, as under run
+    wall[0] = 1.5
+    assert clock.sync() == 5400 and fired == [3600] and len(runs) == 2
+    wall[0] = 1.75  # the stop event env.run leaves behind (SimPy 4.1) does not count as due
+    assert clock.sync() == 6300 and len(runs) == 2 and clock.lag == 0.0
+    wall[0] = 3.0
+    assert clock.sync() == 10800 and fired == [3600, 7200]
+
+
+def test_sync_sees_what_env_run_sees() -> None:
+    """Against plain ``env.run(until=target)`` on a twin env: the same events at the same times,
+    with many syncs between events, events exactly at sync times, and zero-delay chains."""
+    import random
+
+    def world(env: simpy.Environment, log: list[tuple[float, str]]) -> None:
+        def worker(name: str, rng: random.Random) -> Generator[simpy.Event, None, None]:
+            for _ in range(40):
+                yield env.timeout(rng.choice([0, 0.5, 1, 7, 60, 3600]))
+                log.append((env.now, name))
+
+        for i in range(4):
+            env.process(worker(f"w{i}", random.Random(i)))
+
+    a_log: list[tuple[float, str]] = []
+    b_log: list[tuple[float, str]] = []
+    a, b = simpy.Environment(), simpy.Environment()
+    world(a, a_log)
+    world(b, b_log)
+    wall = [0.0]
+    clock = LiveClock(a, compression=1.0, max_lag=1e9, wall=lambda: wall[0])
+    clock.sync()  # anchors simulated 0 at wall 0
+    rng = random.Random(42)
+    for _ in range(3000):
+        wall[0] += rng.choice([0.0, 0.25, 0.5, 1.0, 3.0, 100.0])
+        clock.sync()
+        if wall[0] > b.now:
+            b.run(until=wall[0])
+        assert (a.now, a_log) == (b.now, b_log)
+    assert len(a_log) == 160
+
+
 def test_lag_is_measured_in_wall_seconds_and_flagged() -> None:
     env = simpy.Environment()
     wall = [0.0]

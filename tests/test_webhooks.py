@@ -191,3 +191,55 @@ def test_no_target_is_recorded() -> None:
 
     d = asyncio.run(main())
     assert d.attempts[0].outcome == "no_target"
+
+
+def test_delivery_over_loopback_with_the_default_client_keeps_alive_and_times_out() -> None:
+    """Without a client of its own the deliverer speaks HTTP/1.1 on a kept-alive connection to an
+    http:// target; an attempt that gets no answer ends after ``policy.timeout`` and is retried."""
+
+    async def main() -> tuple[WebhookDeliverer, list[bytes], int]:
+        heads: list[bytes] = []
+        connections = 0
+        hang_ids = {"erp-evt-00000099"}
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal connections
+            connections += 1
+            try:
+                while True:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    length = next(
+                        int(line.split(b":", 1)[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length")
+                    )
+                    body = await reader.readexactly(length)
+                    heads.append(head)
+                    if json.loads(body)["id"] in hang_ids:
+                        await asyncio.sleep(30)  # never answers within the policy's timeout
+                    writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+                    await writer.drain()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        policy = WebhookPolicy(max_attempts=2, backoff=0.01, timeout=0.3)
+        d = WebhookDeliverer(f"http://127.0.0.1:{port}", SECRET, policy)
+        for i in range(3):
+            d.enqueue(ev(i))
+            assert await d.drain(timeout=5)
+        d.enqueue(ev(99))
+        assert await d.drain(timeout=5)
+        await d.aclose()
+        server.close()
+        return d, heads, connections
+
+    d, heads, connections = asyncio.run(main())
+    ok = [a for a in d.attempts if a.outcome == "delivered"]
+    assert [a.event_id for a in ok] == ["erp-evt-00000000", "erp-evt-00000001", "erp-evt-00000002"]
+    assert connections <= 2  # the three deliveries shared one connection; the hung one was dropped
+    hung = [a for a in d.attempts if a.event_id == "erp-evt-00000099"]
+    assert [(a.attempt, a.outcome) for a in hung] == [(1, "error"), (2, "error")]
+    assert all(a.error and "0.3 s" in a.error for a in hung)
+    assert all(b"x-twin-signature" in h.lower() for h in heads)

@@ -14,6 +14,8 @@ from fastapi import Response as HttpResponse
 from mocks.app import make_app
 from mocks.carrier.schemas import RateRequest, RatesPublic, ShipmentCreate, ShipmentCreated, TrackingPublic
 from mocks.core.base import SystemCore
+from mocks.core.validation import validated
+from mocks.fastpath import fast
 from mocks.gateway import Gateway
 from mocks.http import dispatch
 
@@ -27,16 +29,19 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 
 
 @router.post("/rates", response_model=RatesPublic, responses=_ERRORS)
+@fast
 async def get_rates(request: HttpRequest, body: RateRequest) -> HttpResponse:
-    return await dispatch(request, "get_rates", body.model_dump(mode="json", exclude_none=True))
+    return await dispatch(request, "get_rates", validated(body))
 
 
 @router.post("/shipments", status_code=201, response_model=ShipmentCreated, responses=_ERRORS)
+@fast
 async def create_shipment(request: HttpRequest, body: ShipmentCreate) -> HttpResponse:
-    return await dispatch(request, "create_shipment", body.model_dump(mode="json", exclude_none=True))
+    return await dispatch(request, "create_shipment", validated(body))
 
 
 @router.get("/tracking/{trackingNumber}", response_model=TrackingPublic, responses=_ERRORS)
+@fast
 async def get_tracking(request: HttpRequest, trackingNumber: str) -> HttpResponse:  # noqa: N803 - dialect name
     return await dispatch(request, "get_tracking", params={"trackingNumber": trackingNumber})
 

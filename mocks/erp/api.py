@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 
 from mocks.app import make_app
 from mocks.core.base import SystemCore
-from mocks.core.validation import Validated
+from mocks.core.validation import validated
 from mocks.erp.core import ErpCore
 from mocks.erp.schemas import (
     AtpPublic,
@@ -25,6 +25,7 @@ from mocks.erp.schemas import (
     SalesOrderPublic,
     TokenPublic,
 )
+from mocks.fastpath import fast
 from mocks.gateway import Gateway
 from mocks.http import dispatch
 from sim.world.faults import schedule_world_faults
@@ -64,16 +65,19 @@ async def token(request: HttpRequest) -> HttpResponse:
 
 
 @router.get("/api/v2/customers/{CustomerNo}", responses={200: {"model": CustomerPublic}})
+@fast
 async def get_customer(request: HttpRequest, CustomerNo: str) -> HttpResponse:
     return await dispatch(request, "get_customer", None, {"CustomerNo": CustomerNo})
 
 
 @router.get("/api/v2/items/{ItemNo}", responses={200: {"model": ItemPublic}})
+@fast
 async def get_item(request: HttpRequest, ItemNo: str) -> HttpResponse:
     return await dispatch(request, "get_item", None, {"ItemNo": ItemNo})
 
 
 @router.get("/api/v2/prices", responses={200: {"model": PricesPublic}})
+@fast
 async def get_prices(
     request: HttpRequest,
     customer: str | None = Query(None, description="CustomerNo"),
@@ -83,6 +87,7 @@ async def get_prices(
 
 
 @router.get("/api/v2/atp", responses={200: {"model": AtpPublic}})
+@fast
 async def get_atp(
     request: HttpRequest,
     items: str | None = Query(None, description="comma-separated ItemNo list"),
@@ -92,34 +97,39 @@ async def get_atp(
 
 
 @router.post(_SO, status_code=201, responses={201: {"model": SalesOrderPublic}})
+@fast
 async def create_sales_order(request: HttpRequest, body: SalesOrderCreate = Body(...)) -> HttpResponse:
     # The core would validate the dict again (it must when called directly, in virtual mode):
-    # ``Validated`` hands it the model FastAPI just built instead.
-    data = body.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return await dispatch(request, "create_sales_order", Validated(data, body))
+    # ``validated`` hands it the model FastAPI just built instead.
+    return await dispatch(request, "create_sales_order", validated(body))
 
 
 @router.get(_SO + "/{SalesOrderNo}", responses={200: {"model": SalesOrderPublic}})
+@fast
 async def get_sales_order(request: HttpRequest, SalesOrderNo: str) -> HttpResponse:
     return await dispatch(request, "get_sales_order", None, {"SalesOrderNo": SalesOrderNo})
 
 
 @router.get(_SO, summary="Look up sales orders by external reference")
+@fast
 async def find_sales_orders(request: HttpRequest, ExtRef: str | None = Query(None)) -> HttpResponse:
     return await dispatch(request, "find_sales_orders", None, {"ExtRef": ExtRef})
 
 
 @router.post(_SO + "/{SalesOrderNo}/cancel", responses={200: {"model": SalesOrderPublic}})
+@fast
 async def cancel_sales_order(request: HttpRequest, SalesOrderNo: str) -> HttpResponse:
     return await dispatch(request, "cancel_sales_order", None, {"SalesOrderNo": SalesOrderNo})
 
 
 @router.post(_SO + "/{SalesOrderNo}/goods-issue", status_code=201)
+@fast
 async def post_goods_issue(request: HttpRequest, SalesOrderNo: str) -> HttpResponse:
     return await dispatch(request, "post_goods_issue", None, {"SalesOrderNo": SalesOrderNo})
 
 
 @router.post(_SO + "/{SalesOrderNo}/invoice", status_code=201)
+@fast
 async def post_invoice(request: HttpRequest, SalesOrderNo: str) -> HttpResponse:
     return await dispatch(request, "post_invoice", None, {"SalesOrderNo": SalesOrderNo})
 

@@ -10,6 +10,8 @@ from fastapi import Response as HttpResponse
 
 from mocks.app import make_app
 from mocks.core.base import SystemCore
+from mocks.core.validation import validated
+from mocks.fastpath import fast
 from mocks.gateway import Gateway
 from mocks.http import dispatch
 from mocks.wms.schemas import (
@@ -30,25 +32,27 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 
 
 @router.post("", status_code=201, response_model=FulfillmentCreated, responses=_ERRORS)
+@fast
 async def create_fulfillment(request: HttpRequest, body: FulfillmentCreate) -> HttpResponse:
-    return await dispatch(request, "create_fulfillment", body.model_dump(mode="json", exclude_none=True))
+    return await dispatch(request, "create_fulfillment", validated(body))
 
 
 @router.get("", response_model=FulfillmentList, responses=_ERRORS)
+@fast
 async def find_fulfillments(request: HttpRequest, client_reference: str = Query(min_length=1)) -> HttpResponse:
     return await dispatch(request, "find_fulfillments", params={"client_reference": client_reference})
 
 
 @router.get("/{fulfillment_id}", response_model=FulfillmentPublic, responses=_ERRORS)
+@fast
 async def get_fulfillment(request: HttpRequest, fulfillment_id: str) -> HttpResponse:
     return await dispatch(request, "get_fulfillment", params={"fulfillment_id": fulfillment_id})
 
 
 @router.post("/{fulfillment_id}/ship-confirm", response_model=FulfillmentPublic, responses=_ERRORS)
+@fast
 async def ship_confirm(request: HttpRequest, fulfillment_id: str, body: ShipConfirm) -> HttpResponse:
-    return await dispatch(
-        request, "ship_confirm", body.model_dump(mode="json", exclude_none=True), {"fulfillment_id": fulfillment_id}
-    )
+    return await dispatch(request, "ship_confirm", validated(body), {"fulfillment_id": fulfillment_id})
 
 
 def create_app(core: SystemCore, gateway: Gateway | None = None, **kwargs: Any) -> FastAPI:
