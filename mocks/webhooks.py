@@ -28,7 +28,7 @@ import httpx
 
 from mocks.core.base import WebhookEvent
 from mocks.faults import OK_WEBHOOK, FaultEngine, WebhookDecision
-from reference_integration.http11 import Http11Transport
+from sim.http11 import Http11Transport
 from sim.scenario import WebhookPolicy
 
 log = logging.getLogger(__name__)

@@ -35,13 +35,13 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from reference_integration import http11
 from reference_integration.calllog import CallLog
 from reference_integration.config import IntegrationConfig
 from reference_integration.reconciliation import sweep
 from reference_integration.runtime_async import AsyncRuntime
 from reference_integration.store import MemoryStore, SqliteStore, Store
 from reference_integration.workflows import WorkflowContext, crm_id_of, handle_event, replay, workflow_name
+from sim import http11
 
 log = logging.getLogger("reference_integration")
 
@@ -178,7 +178,7 @@ class IntegrationService:
         self.store = store
         # One client per system, reused for the service's lifetime; the runtime calls its
         # transport directly. Without a test transport that is the lean keep-alive HTTP/1.1
-        # transport (reference_integration/http11.py); every downstream call is logged by the
+        # transport (sim/http11.py); every downstream call is logged by the
         # runtime at INFO.
         self.clients = {
             s: httpx.AsyncClient(

@@ -33,10 +33,10 @@ from mocks.core.base import Route
 from reference_integration.config import IntegrationConfig
 from reference_integration.effects import Call, Result
 from reference_integration.errors import CallFailed, CallTimeout, ConnectionFailed, MalformedResponse
-from reference_integration.http11 import Http11Transport
 from reference_integration.policies import Bulkhead
 from reference_integration.runtime_core import Acquire, Engine, FetchToken, OpGen, RuntimeView, Send, Wait
 from reference_integration.store import Store
+from sim.http11 import Http11Transport
 
 _BODYLESS = {"GET", "DELETE", "HEAD", "OPTIONS"}
 # The service configures this logger (JSON lines); one line per downstream call at INFO.

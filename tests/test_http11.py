@@ -1,4 +1,4 @@
-"""The lean HTTP/1.1 transport of the live integration (reference_integration/http11.py), against
+"""The lean HTTP/1.1 transport of the live integration (sim/http11.py), against
 a scripted loopback server: keep-alive reuse, server-side closes, drops, chunked and read-to-EOF
 bodies, timeouts, and the httpx-facing wrapper."""
 
@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 
-from reference_integration.http11 import Http11Transport
+from sim.http11 import Http11Transport
 
 Handler = Callable[[bytes, asyncio.StreamWriter], Awaitable[bool]]  # -> keep the connection open
 
