@@ -238,14 +238,35 @@ def execute(
     workers = max(1, min(n, jobs or os.cpu_count() or 1))
     if workers == 1:
         for t in tasks:
-            done(run_task(t))
+            try:
+                row = run_task(t)
+            except Exception as e:
+                raise task_failed(t, e) from e
+            done(row)
         return rows
     with ProcessPoolExecutor(max_workers=workers) as pool:
         # chunksize 1: runs are seconds long, so per-task dispatch overhead is noise and the
         # load balances best (variants differ a lot in run time).
-        for row in pool.map(run_task, tasks, chunksize=1):
+        results = pool.map(run_task, tasks, chunksize=1)
+        for t in tasks:
+            try:
+                row = next(results)
+            except Exception as e:
+                raise task_failed(t, e) from e
             done(row)
     return rows
+
+
+def task_failed(task: Task, error: BaseException) -> SweepError:
+    """A run that failed inside a worker, named by its variant, grid values and seed, so it can be
+    reproduced alone (``twin run ... --seed S --set key=value``) instead of read from a traceback."""
+    grid = ", ".join(f"{k}={v}" for k, v in task.grid.items()) or "base scenario"
+    sets = " ".join(f"--set {k}={v}" for k, v in task.grid.items() if k != "profile")
+    profile = f" --profile {task.grid['profile']}" if "profile" in task.grid else ""
+    return SweepError(
+        f"variant {task.variant} ({grid}), replication {task.replication}, seed {task.seed} failed: "
+        f"{type(error).__name__}: {error}. Reproduce it alone: twin run SCENARIO --seed {task.seed}{profile} {sets}".rstrip()
+    )
 
 
 def _run_dask(
@@ -263,8 +284,13 @@ def _run_dask(
     try:
         # pure=False: identical tasks (same variant twice) must still both run.
         futures = client.map(run_task, list(tasks), pure=False)
+        task_of = {f.key: t for f, t in zip(futures, tasks, strict=True)}
         for fut in as_completed(futures):
-            done(fut.result())
+            try:
+                row = fut.result()
+            except Exception as e:
+                raise task_failed(task_of[fut.key], e) from e
+            done(row)
     finally:
         if own:
             client.close()

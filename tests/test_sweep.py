@@ -17,6 +17,7 @@ from sim.scenario import Scenario, load_scenario
 from sim.sweep import (
     Axis,
     SweepError,
+    execute,
     load_sweep,
     parse_grid,
     plan,
@@ -115,6 +116,20 @@ def test_plan_rejects_a_bad_variant_before_running(base: Scenario) -> None:
 
 
 # --------------------------------------------------------------------------------------- running
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_run_failing_inside_a_worker_is_named_not_a_traceback(base: Scenario, jobs: int) -> None:
+    import dataclasses
+
+    tasks = plan(base, parse_grid(["warehouse.pickers=2,3"]), 1)
+    # Corrupt the second variant after planning, so it fails inside the worker, not in plan().
+    broken = dataclasses.replace(tasks[1], scenario={**tasks[1].scenario, "horizon": "soon"})
+    with pytest.raises(SweepError) as err:
+        execute([tasks[0], broken], jobs=jobs)
+    msg = str(err.value)
+    assert f"variant 1 (warehouse.pickers=3), replication 0, seed {broken.seed} failed: ValidationError" in msg
+    assert f"twin run SCENARIO --seed {broken.seed} --set warehouse.pickers=3" in msg
 
 
 def test_local_sweep_frame_and_files(local, base: Scenario) -> None:
