@@ -91,11 +91,20 @@ class Store(Protocol):
 # --------------------------------------------------------------------------------------- memory
 
 
-class MemoryStore:
-    """Virtual-mode store; ``clock`` is usually ``lambda: env.now``."""
+class StateWatcher(Protocol):
+    def put(self, key: str, value: Any) -> None: ...
+    def due(self, start: float, now: float) -> Any: ...
 
-    def __init__(self, clock: Clock = lambda: 0.0) -> None:
+
+class MemoryStore:
+    """Virtual-mode store; ``clock`` is usually ``lambda: env.now``.
+
+    ``index`` (optional, e.g. ``reconciliation.DueIndex``) sees every ``put_state`` and answers the
+    ``DueOrders`` effect; attach it before the first write or it misses state."""
+
+    def __init__(self, clock: Clock = lambda: 0.0, index: StateWatcher | None = None) -> None:
         self.clock = clock
+        self.index = index
         self.inbox: dict[str, InboxEvent] = {}
         self.state: dict[str, Any] = {}
         self.outbox: dict[int, OutboxEntry] = {}
@@ -130,6 +139,8 @@ class MemoryStore:
 
     def put_state(self, key: str, value: Any, outbox: Iterable[tuple[str, Any]] = ()) -> None:
         self.state[key] = value
+        if self.index is not None:
+            self.index.put(key, value)
         for topic, payload in outbox:
             i = next(self._ids)
             self.outbox[i] = OutboxEntry(i, topic, payload, self.clock())
