@@ -12,9 +12,12 @@ same workflows and idempotency keys as the webhook path, so a repair can never d
 - a CRM status behind the integration's own record is pushed again.
 
 Each repair counts once; the sweep ends with ``Publish("metrics", {"repairs": n, ...})``. Orders are
-picked from the touched buckets of the last ``LOOKBACK_S``; ones still settling (``SETTLE_S``) or
-audited recently (``REAUDIT_S``) are skipped, so the sweep's load stays a small fraction of the
-webhook path's.
+picked from the touched buckets of the last ``LOOKBACK_S``. Only orders that have gone quiet are
+audited: no event for longer than the one they wait for usually takes (``quiet_after``: minutes
+while being booked or in the warehouse, a day for a pickup or for stock and credit, two days for a
+delivery); one audited and still quiet is looked at again once it has been quiet as long again
+(6 h to 2 days). So the sweep's load stays a small fraction of the webhook path's: it no longer
+re-polls every parcel in transit every few hours. ``DueIndex`` keeps the walk itself linear.
 """
 
 from __future__ import annotations
@@ -47,16 +50,23 @@ from reference_integration.workflows import (
 )
 
 LOOKBACK_S = 7 * 86400.0  # orders untouched for longer are left to people (and the harness)
-SETTLE_S = 15 * 60.0  # younger than this, an order may still have a workflow in flight
-REAUDIT_S = 6 * 3600.0  # an order already audited is looked at again only after this
-PARKED_REAUDIT_S = 24 * 3600.0  # ... or this, when it waits on something slow (stock, credit, people)
+# How long an order may go without an event (a write by a workflow: ``touched``) before the sweep
+# suspects one was lost, by what it waits for next (``quiet_after``):
+SETTLE_S = 15 * 60.0  # in the flow (being booked, waiting for the warehouse): a workflow may be in flight
+AWAIT_PICKUP_S = 24 * 3600.0  # shipment booked: the carrier's next daily pickup scans it (PU, then IT)
+AWAIT_DELIVERY_S = 2 * 86400.0  # picked up: delivered (DL) within a usual ground transit
+PARKED_REAUDIT_S = 24 * 3600.0  # waiting on something slow (stock, credit, people)
+# An audited order that stays quiet is looked at again once it has been quiet as long again
+# (geometric back-off), at least REAUDIT_S and at most MAX_REAUDIT_S later.
+REAUDIT_S = 6 * 3600.0
+MAX_REAUDIT_S = 2 * 86400.0
 _PARKED = frozenset({OrderStatus.BACKORDERED.value, OrderStatus.CREDIT_HOLD.value, OrderStatus.EXCEPTION.value})
 
 
 def sweep(ctx: WorkflowContext, since: float | None = None) -> Workflow:
     """Audit open orders touched at or after ``since`` (default: ``LOOKBACK_S`` ago, which is also
-    the limit), leaving alone those touched in the last ``SETTLE_S`` or audited in the last
-    ``REAUDIT_S``; returns the counts."""
+    the limit) that have gone quiet (``quiet_after``) and were not audited lately (``_reaudit_after``);
+    returns the counts."""
     now = yield Now()
     start = now - LOOKBACK_S if since is None else max(since, now - LOOKBACK_S)
     counts = {"repairs": 0, "audited": 0, "errors": 0}
@@ -120,7 +130,7 @@ def _visit(
     if st.get("status") in _TERMINAL:
         closed.add(crm_id)
         return False
-    if now - st.get("touched", now) < SETTLE_S:
+    if now - st.get("touched", now) < quiet_after(st):
         return False
     if st.get("audited") is not None and now - st["audited"] < _reaudit_after(st):
         return False
@@ -146,7 +156,7 @@ def due_at(st: Mapping[str, Any]) -> float:
     touched = st.get("touched")
     if touched is None or (st.get("status") == OrderStatus.EXCEPTION.value and not st.get("erp_order")):
         return math.inf
-    due = touched + SETTLE_S
+    due = touched + quiet_after(st)
     audited = st.get("audited")
     if audited is not None:
         due = max(due, audited + _reaudit_after(st))
@@ -260,8 +270,27 @@ def states(keys: list[str]) -> Generator[Effect, Any, list[Any]]:
     return list(got)
 
 
+def quiet_after(st: Mapping[str, Any]) -> float:
+    """How long an open order may stay without an event before the sweep audits it.
+
+    Auditing every open order on a timer re-polled each shipped parcel every few hours for its
+    whole transit (most of the integration's calls) to find the rare lost webhook. An event is
+    expected within a known time of the state the order is in; only an order quiet for longer is
+    suspect. The price: a lost delivery scan is noticed up to ``AWAIT_DELIVERY_S`` after pickup,
+    not within hours of the delivery."""
+    status = st.get("status")
+    if status in _PARKED:
+        return PARKED_REAUDIT_S
+    if status == OrderStatus.SHIPPED.value:
+        return AWAIT_DELIVERY_S
+    if st.get("tracking_number"):
+        return AWAIT_PICKUP_S
+    return SETTLE_S
+
+
 def _reaudit_after(st: Mapping[str, Any]) -> float:
-    return PARKED_REAUDIT_S if st.get("status") in _PARKED else REAUDIT_S
+    quiet = st["audited"] - st.get("touched", st["audited"])
+    return min(max(REAUDIT_S, quiet), MAX_REAUDIT_S)
 
 
 _TERMINAL = frozenset(s.value for s in OrderStatus if s.terminal)

@@ -105,7 +105,9 @@ def test_due_at_matches_the_filters() -> None:
     st = {"crm_id": "x", "status": "Booked", "touched": 100.0}
     assert due_at(st) == pytest.approx(100.0 + SETTLE_S, abs=0.01)
     assert due_at({**st, "audited": 1000.0}) == pytest.approx(1000.0 + 6 * 3600.0, abs=0.01)
-    assert due_at({**st, "status": "Backordered", "audited": 1000.0}) == pytest.approx(1000.0 + 86400.0, abs=0.01)
+    parked = {**st, "status": "Backordered", "audited": 90000.0}
+    assert due_at(parked) == pytest.approx(90000.0 + 89900.0, abs=0.01)  # quiet as long again
+    assert due_at({**st, "status": "Shipped", "tracking_number": "1Z"}) == pytest.approx(100.0 + 2 * 86400.0, abs=0.01)
     assert due_at({**st, "status": "Exception"}) == float("inf")  # before the ERP: for people
     assert due_at({**st, "status": "Exception", "erp_order": "SO-1"}) < float("inf")
 
