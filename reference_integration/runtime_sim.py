@@ -53,7 +53,7 @@ class SimRuntime(RuntimeView):
             # pass over (``reconciliation.DueIndex``): same audits, cost linear in the orders.
             from reference_integration.reconciliation import DueIndex
 
-            store = MemoryStore(clock=lambda: env.now, index=DueIndex())
+            store = MemoryStore(clock=lambda: env.now, index=DueIndex(), keep_inbox=False)
         self.store: Store = store
         self.engine = Engine(config, streams.py("integration.jitter"), lambda: env.now, self.store, wake=self._wake)
         self.engine.store_now = lambda: env.now

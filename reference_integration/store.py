@@ -100,11 +100,17 @@ class MemoryStore:
     """Virtual-mode store; ``clock`` is usually ``lambda: env.now``.
 
     ``index`` (optional, e.g. ``reconciliation.DueIndex``) sees every ``put_state`` and answers the
-    ``DueOrders`` effect; attach it before the first write or it misses state."""
+    ``DueOrders`` effect; attach it before the first write or it misses state.
 
-    def __init__(self, clock: Clock = lambda: 0.0, index: StateWatcher | None = None) -> None:
+    ``keep_inbox=False`` (virtual runs) remembers only the ids of accepted events, for dedup: the
+    envelopes are kept for a restart to resume them, and nothing restarts inside one process. A
+    quarter's webhooks are several envelopes per order, the largest thing the integration held."""
+
+    def __init__(self, clock: Clock = lambda: 0.0, index: StateWatcher | None = None, keep_inbox: bool = True) -> None:
         self.clock = clock
         self.index = index
+        self.keep_inbox = keep_inbox
+        self._seen: set[str] = set()
         self.inbox: dict[str, InboxEvent] = {}
         self.state: dict[str, Any] = {}
         self.outbox: dict[int, OutboxEntry] = {}
@@ -117,6 +123,12 @@ class MemoryStore:
         return self.clock() if now is None else now
 
     def accept_event(self, event: Any, now: float | None = None) -> bool:
+        if not self.keep_inbox:
+            eid = str(event.get("id") if isinstance(event, dict) else getattr(event, "id", None))
+            if eid in self._seen:
+                return False
+            self._seen.add(eid)
+            return True
         eid, source, type_, body = _event_fields(event)
         if eid in self.inbox:
             return False

@@ -249,6 +249,15 @@ def _quiet(world: World) -> bool:
     return car["shipment.created"] <= car["shipment.delivered"]
 
 
+def _purge(world: World) -> None:
+    """Forget the mocks' expired idempotency records: memory, not behaviour (``begin`` treats an
+    expired record as absent)."""
+    for gw in world.gateways.values():
+        purge = getattr(getattr(gw, "store", None), "purge", None)
+        if purge is not None:
+            purge(world.env.now)
+
+
 def _exceptions(runtime: Any) -> pd.DataFrame:
     """The integration's DLQ and business-exception queue as ``crm_id, category, reason, t``."""
     rows: list[dict[str, Any]] = []
@@ -322,10 +331,12 @@ def _run_virtual(
     step = max(horizon / 200.0, 60.0)
     while env.now < horizon:
         env.run(until=min(horizon, env.now + step))
+        _purge(world)
         tick("run", horizon)
     # Drain: demand has stopped (the demand process ends at the horizon); check hourly for quiet.
     while env.now < drain_end and not _quiet(world):
         env.run(until=min(drain_end, env.now + 3600.0))
+        _purge(world)
         tick("drain", drain_end)
     sim_s = float(env.now)
     tick("reconcile", sim_s)
