@@ -96,7 +96,8 @@ def events_frame(entries: Iterable[Any] | pd.DataFrame) -> pd.DataFrame:
     """Ledger entries (``Entry``, dicts, or a ``sim.reconcile.entries_frame``) -> the events.parquet
     table, sorted by (t, system, seq), ``data`` as JSON text."""
     df = entries.copy() if isinstance(entries, pd.DataFrame) else entries_frame(entries)
-    df["data"] = [json.dumps(d or {}, sort_keys=True, default=str) if not isinstance(d, str) else d for d in df["data"]]
+    enc = json.JSONEncoder(sort_keys=True, default=str).encode  # one encoder, not one per entry
+    df["data"] = [enc(d or {}) if not isinstance(d, str) else d for d in df["data"]]
     return df
 
 

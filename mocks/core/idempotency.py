@@ -18,10 +18,12 @@ from typing import Any
 
 from mocks.core.base import Response, error
 
+# One encoder for every request: ``json.dumps`` with options builds a new one per call.
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+
 
 def fingerprint(op: str, body: Any) -> str:
-    raw = json.dumps([op, body], sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(raw.encode()).hexdigest()
+    return hashlib.sha256(_ENCODE([op, body]).encode()).hexdigest()
 
 
 @dataclass(slots=True)
