@@ -78,12 +78,20 @@ def sweep(ctx: WorkflowContext, since: float | None = None) -> Workflow:
         # order; every other open order would be skipped. Judged on their state as the walk
         # reaches them, exactly as below: the same audits in the same order, without reading the
         # whole look-back every sweep.
-        ids, done = due
-        closed.update(done)
+        ids, done, done_hours = due
         for crm_id in ids:
             st = yield StateGet(state_key(crm_id))
             yield from _visit(ctx, crm_id, st, now, closed, counts)
-        buckets = None
+        # Closed orders leave the buckets the index says they are in, not a scan of the week's
+        # buckets (that scan alone would again cost the open orders of the look-back per sweep).
+        # Those the walk found closing meanwhile are the index's to hand over next time.
+        gone = set(done)
+        for b in done_hours:
+            key = f"touched:{b}"
+            current = (yield StateGet(key)) or []
+            yield StatePut(key, [c for c in current if c not in gone])
+        yield Publish("metrics", counts)
+        return counts
     else:
         lists = yield from states([f"touched:{b}" for b in hours])
         buckets = {b: lst or [] for b, lst in zip(hours, lists, strict=True)}
@@ -108,9 +116,6 @@ def sweep(ctx: WorkflowContext, since: float | None = None) -> Workflow:
     # orders of the look-back only, not every order of the week. Read and write back to back (no
     # wait between them in either interpreter) so a concurrent ``save`` is never lost.
     if closed:
-        if buckets is None:
-            lists = yield from states([f"touched:{b}" for b in hours])
-            buckets = {b: lst or [] for b, lst in zip(hours, lists, strict=True)}
         for b, lst in buckets.items():
             if not closed.isdisjoint(lst):
                 key = f"touched:{b}"
@@ -222,7 +227,9 @@ class DueIndex:
             if crm_id not in self._version:
                 self._closed.add(crm_id)  # a closed order touched again (a late scan)
 
-    def due(self, start: float, now: float) -> tuple[list[str], list[str]]:
+    def due(self, start: float, now: float) -> tuple[list[str], list[str], list[int]]:
+        """``(ids, closed, hours)``: the open orders due at ``now`` in walk order, the closed orders
+        still in the buckets from ``start``'s hour on, and those buckets' hours."""
         first = int(start // TOUCH_BUCKET_S)
         heap, version = self._heap, self._version
         while heap and heap[0][0] <= now:
@@ -238,11 +245,17 @@ class DueIndex:
             else:
                 placed.append((seq, crm_id))
         placed.sort()
-        closed = [c for c in self._closed if _first_from(self._buckets.get(c, ()), first) is not None]
+        closed: list[str] = []
+        hours: set[int] = set()
         for c in self._closed:
-            self._buckets.pop(c, None)  # the sweep takes them out of the buckets of its look-back
+            # The sweep takes them out of the buckets of its look-back; older buckets are never
+            # walked again.
+            recs = [h for h, _ in self._buckets.pop(c, ()) if h >= first]
+            if recs:
+                closed.append(c)
+                hours.update(recs)
         self._closed = set()
-        return [c for _, c in placed], closed
+        return [c for _, c in placed], closed, sorted(hours)
 
 
 _ORDER_PREFIX = state_key("")

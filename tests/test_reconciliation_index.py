@@ -118,9 +118,9 @@ def test_index_forgets_closed_orders_and_hands_them_to_the_sweep_once() -> None:
     idx.put("touched:0", ["a"])
     idx.put(state_key("b"), {"crm_id": "b", "status": "Booked", "touched": 20.0})
     idx.put("touched:0", ["a", "b"])
-    assert idx.due(0.0, 5000.0) == (["a", "b"], [])
+    assert idx.due(0.0, 5000.0) == (["a", "b"], [], [])
     idx.put(state_key("a"), {"crm_id": "a", "status": "Delivered", "touched": 30.0})
-    assert idx.due(0.0, 5000.0) == (["b"], ["a"])
-    assert idx.due(0.0, 5000.0) == (["b"], [])
+    assert idx.due(0.0, 5000.0) == (["b"], ["a"], [0])
+    assert idx.due(0.0, 5000.0) == (["b"], [], [])
     # Out of the look-back (its only bucket is older than ``start``): not due any more.
-    assert idx.due(3600.0, 5000.0) == ([], [])
+    assert idx.due(3600.0, 5000.0) == ([], [], [])
