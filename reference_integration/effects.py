@@ -59,6 +59,17 @@ class StateGetMany:
 
 
 @dataclass(frozen=True, slots=True)
+class DueOrders:
+    """The audit sweep's work list from an index kept beside the state (``MemoryStore.index``):
+    ``(ids, closed)`` = the open orders of the look-back from ``start`` that may pass the sweep's
+    filters at ``now``, in the sweep's walk order, and the closed orders still in its buckets.
+    Interpreters or stores without the index answer None: the sweep then walks its buckets."""
+
+    start: float
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
 class StatePut:
     """Write workflow state by key (value: JSON-serialisable)."""
 
@@ -76,5 +87,5 @@ class Result:
     attempts: int = 1
 
 
-Effect = Call | Sleep | Now | Publish | StateGet | StateGetMany | StatePut
+Effect = Call | Sleep | Now | Publish | StateGet | StateGetMany | StatePut | DueOrders
 Workflow = Generator[Effect, Any, Any]

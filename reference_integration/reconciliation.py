@@ -12,20 +12,25 @@ same workflows and idempotency keys as the webhook path, so a repair can never d
 - a CRM status behind the integration's own record is pushed again.
 
 Each repair counts once; the sweep ends with ``Publish("metrics", {"repairs": n, ...})``. Orders are
-picked from the touched buckets of the last ``LOOKBACK_S``; ones still settling (``SETTLE_S``) or
-audited recently (``REAUDIT_S``) are skipped, so the sweep's load stays a small fraction of the
-webhook path's.
+picked from the touched buckets of the last ``LOOKBACK_S``. Only orders that have gone quiet are
+audited: no event for longer than the one they wait for usually takes (``quiet_after``: minutes
+while being booked or in the warehouse, a day for a pickup or for stock and credit, two days for a
+delivery); one audited and still quiet is looked at again once it has been quiet as long again
+(6 h to 2 days). So the sweep's load stays a small fraction of the webhook path's: it no longer
+re-polls every parcel in transit every few hours. ``DueIndex`` keeps the walk itself linear.
 """
 
 from __future__ import annotations
 
+import heapq
+import math
 from collections.abc import Generator, Mapping
 from itertools import chain
 from typing import Any
 
 from reference_integration import mappings as m
 from reference_integration.canonical import OrderStatus
-from reference_integration.effects import Effect, Now, Publish, StateGet, StateGetMany, StatePut, Workflow
+from reference_integration.effects import DueOrders, Effect, Now, Publish, StateGet, StateGetMany, StatePut, Workflow
 from reference_integration.errors import CallFailed
 from reference_integration.mappings import MappingError
 from reference_integration.workflows import (
@@ -45,71 +50,223 @@ from reference_integration.workflows import (
 )
 
 LOOKBACK_S = 7 * 86400.0  # orders untouched for longer are left to people (and the harness)
-SETTLE_S = 15 * 60.0  # younger than this, an order may still have a workflow in flight
-REAUDIT_S = 6 * 3600.0  # an order already audited is looked at again only after this
-PARKED_REAUDIT_S = 24 * 3600.0  # ... or this, when it waits on something slow (stock, credit, people)
+# How long an order may go without an event (a write by a workflow: ``touched``) before the sweep
+# suspects one was lost, by what it waits for next (``quiet_after``):
+SETTLE_S = 15 * 60.0  # in the flow (being booked, waiting for the warehouse): a workflow may be in flight
+AWAIT_PICKUP_S = 24 * 3600.0  # shipment booked: the carrier's next daily pickup scans it (PU, then IT)
+AWAIT_DELIVERY_S = 2 * 86400.0  # picked up: delivered (DL) within a usual ground transit
+PARKED_REAUDIT_S = 24 * 3600.0  # waiting on something slow (stock, credit, people)
+# An audited order that stays quiet is looked at again once it has been quiet as long again
+# (geometric back-off), at least REAUDIT_S and at most MAX_REAUDIT_S later.
+REAUDIT_S = 6 * 3600.0
+MAX_REAUDIT_S = 2 * 86400.0
 _PARKED = frozenset({OrderStatus.BACKORDERED.value, OrderStatus.CREDIT_HOLD.value, OrderStatus.EXCEPTION.value})
 
 
 def sweep(ctx: WorkflowContext, since: float | None = None) -> Workflow:
     """Audit open orders touched at or after ``since`` (default: ``LOOKBACK_S`` ago, which is also
-    the limit), leaving alone those touched in the last ``SETTLE_S`` or audited in the last
-    ``REAUDIT_S``; returns the counts."""
+    the limit) that have gone quiet (``quiet_after``) and were not audited lately (``_reaudit_after``);
+    returns the counts."""
     now = yield Now()
     start = now - LOOKBACK_S if since is None else max(since, now - LOOKBACK_S)
-    hours = range(int(start // TOUCH_BUCKET_S), int(now // TOUCH_BUCKET_S) + 1)
-    lists = yield from states([f"touched:{b}" for b in hours])
-    buckets = {b: lst or [] for b, lst in zip(hours, lists, strict=True)}
-    order = list(dict.fromkeys(chain.from_iterable(buckets.values())))
+    counts = {"repairs": 0, "audited": 0, "errors": 0}
     closed: set[str] = set()
-    repairs = audited = errors = 0
-    # Orders are judged on their state as it is when the walk reaches them. Skipping takes no time,
-    # so a run of skipped orders can be read in one go; an audit lets time pass (other workflows
-    # write meanwhile), so what follows it is read afresh.
-    snapshot: list[Any] = []
-    base = i = 0
-    ahead = _READ_AHEAD
-    while i < len(order):
-        if i - base >= len(snapshot):
-            base = i
-            snapshot = yield from states([state_key(c) for c in order[i : i + ahead]])
-            ahead = min(2 * ahead, 64 * _READ_AHEAD)  # a long run of skips: read further ahead
-        crm_id, st = order[i], snapshot[i - base]
-        i += 1
-        if not st:
-            continue
-        if st.get("status") in _TERMINAL:
-            closed.add(crm_id)
-            continue
-        if now - st.get("touched", now) < SETTLE_S:
-            continue
-        if st.get("audited") is not None and now - st["audited"] < _reaudit_after(st):
-            continue
-        if st.get("status") == OrderStatus.EXCEPTION.value and not st.get("erp_order"):
-            continue  # stopped before the ERP (mapping, validation): for people, not for a sweep
-        try:
-            repairs += yield from audit_order(ctx, crm_id, check_crm=st.get("audited") is None)
-            audited += 1
-        except (CallFailed, MappingError):
-            # One unreachable system or odd record must not stop the sweep; the next one retries.
-            errors += 1
-        st = yield StateGet(state_key(crm_id))
-        # Straight StatePut, not ``save``: an audit is not a touch (it must not keep the order in
-        # the recent buckets forever).
-        yield StatePut(state_key(crm_id), {**(st or {"crm_id": crm_id}), "audited": now})
-        snapshot, base, ahead = [], i, _READ_AHEAD
+    hours = range(int(start // TOUCH_BUCKET_S), int(now // TOUCH_BUCKET_S) + 1)
+    due = yield DueOrders(start, now)
+    if due is not None:
+        # A due-time index (``DueIndex``) names the orders that can pass the filters now, in walk
+        # order; every other open order would be skipped. Judged on their state as the walk
+        # reaches them, exactly as below: the same audits in the same order, without reading the
+        # whole look-back every sweep.
+        ids, done, done_hours = due
+        for crm_id in ids:
+            st = yield StateGet(state_key(crm_id))
+            yield from _visit(ctx, crm_id, st, now, closed, counts)
+        # Closed orders leave the buckets the index says they are in, not a scan of the week's
+        # buckets (that scan alone would again cost the open orders of the look-back per sweep).
+        # Those the walk found closing meanwhile are the index's to hand over next time.
+        gone = set(done)
+        for b in done_hours:
+            key = f"touched:{b}"
+            current = (yield StateGet(key)) or []
+            yield StatePut(key, [c for c in current if c not in gone])
+        yield Publish("metrics", counts)
+        return counts
+    else:
+        lists = yield from states([f"touched:{b}" for b in hours])
+        buckets = {b: lst or [] for b, lst in zip(hours, lists, strict=True)}
+        order = list(dict.fromkeys(chain.from_iterable(buckets.values())))
+        # Orders are judged on their state as it is when the walk reaches them. Skipping takes no
+        # time, so a run of skipped orders can be read in one go; an audit lets time pass (other
+        # workflows write meanwhile), so what follows it is read afresh.
+        snapshot: list[Any] = []
+        base = i = 0
+        ahead = _READ_AHEAD
+        while i < len(order):
+            if i - base >= len(snapshot):
+                base = i
+                snapshot = yield from states([state_key(c) for c in order[i : i + ahead]])
+                ahead = min(2 * ahead, 64 * _READ_AHEAD)  # a long run of skips: read further ahead
+            crm_id, st = order[i], snapshot[i - base]
+            i += 1
+            if (yield from _visit(ctx, crm_id, st, now, closed, counts)):
+                snapshot, base, ahead = [], i, _READ_AHEAD
     # A delivered or cancelled order never reopens (``OrderStatus.advances_from``; ``save`` keeps
     # the further status), so it leaves the buckets for good: later sweeps then walk the open
     # orders of the look-back only, not every order of the week. Read and write back to back (no
     # wait between them in either interpreter) so a concurrent ``save`` is never lost.
-    for b, lst in buckets.items():
-        if closed and not closed.isdisjoint(lst):
-            key = f"touched:{b}"
-            current = (yield StateGet(key)) or []
-            yield StatePut(key, [c for c in current if c not in closed])
-    counts = {"repairs": repairs, "audited": audited, "errors": errors}
+    if closed:
+        for b, lst in buckets.items():
+            if not closed.isdisjoint(lst):
+                key = f"touched:{b}"
+                current = (yield StateGet(key)) or []
+                yield StatePut(key, [c for c in current if c not in closed])
     yield Publish("metrics", counts)
     return counts
+
+
+def _visit(
+    ctx: WorkflowContext, crm_id: str, st: Any, now: float, closed: set[str], counts: dict[str, int]
+) -> Generator[Effect, Any, bool]:
+    """Judge one order of the walk on ``st`` (its state now) and audit it if due; True if audited
+    (time passed: what the walk read ahead is stale)."""
+    if not st:
+        return False
+    if st.get("status") in _TERMINAL:
+        closed.add(crm_id)
+        return False
+    if now - st.get("touched", now) < quiet_after(st):
+        return False
+    if st.get("audited") is not None and now - st["audited"] < _reaudit_after(st):
+        return False
+    if st.get("status") == OrderStatus.EXCEPTION.value and not st.get("erp_order"):
+        return False  # stopped before the ERP (mapping, validation): for people, not for a sweep
+    try:
+        counts["repairs"] += yield from audit_order(ctx, crm_id, check_crm=st.get("audited") is None)
+        counts["audited"] += 1
+    except (CallFailed, MappingError):
+        # One unreachable system or odd record must not stop the sweep; the next one retries.
+        counts["errors"] += 1
+    st = yield StateGet(state_key(crm_id))
+    # Straight StatePut, not ``save``: an audit is not a touch (it must not keep the order in the
+    # recent buckets forever).
+    yield StatePut(state_key(crm_id), {**(st or {"crm_id": crm_id}), "audited": now})
+    return True
+
+
+def due_at(st: Mapping[str, Any]) -> float:
+    """The earliest sweep time at which an open order with state ``st`` passes the filters of
+    ``_visit`` (inf: never, until its state changes). A hair early (``_SLACK``): ``a - b < c`` and
+    ``a < b + c`` may round differently, and the walk applies the exact test anyway."""
+    touched = st.get("touched")
+    if touched is None or (st.get("status") == OrderStatus.EXCEPTION.value and not st.get("erp_order")):
+        return math.inf
+    due = touched + quiet_after(st)
+    audited = st.get("audited")
+    if audited is not None:
+        due = max(due, audited + _reaudit_after(st))
+    return due - _SLACK
+
+
+_SLACK = 1e-3  # seconds; far above float rounding at simulated times of years
+
+
+class DueIndex:
+    """What the sweep would find due, maintained from every state write (``MemoryStore.index``).
+
+    The full walk reads every open order of the 7-day look-back every sweep, so its cost grows with
+    (open orders) x (sweeps) and a run stops scaling linearly. The index keeps, per open order, its
+    due time (``due_at``) in a heap and the hourly buckets it was appended to, each with a global
+    sequence number. Appends to bucket h happen during hour h only, so sequence order is the walk
+    order (first appearance over the buckets of the look-back, oldest first): an order's place in a
+    sweep from ``start`` is the sequence of its first bucket at or after ``start``'s hour.
+
+    During a sweep only an audit lets time pass, and whatever other workflows write meanwhile
+    touches an order (``save``: touched >= the sweep's now), which can only make it skip: so the
+    orders due when the sweep starts, judged afresh as the walk reaches them, are all it audits."""
+
+    def __init__(self) -> None:
+        self._seq = 0  # bucket appends, in the order they happened
+        self._writes = 0  # order writes: heap entries of an older write are stale
+        self._version: dict[str, int] = {}  # open orders only
+        self._heap: list[tuple[float, int, str]] = []
+        self._ready: set[str] = set()  # due at the last query, not written since
+        self._buckets: dict[str, list[tuple[int, int]]] = {}  # crm id -> [(hour, seq)] ascending
+        self._bucket_len: dict[int, int] = {}
+        self._closed: set[str] = set()  # terminal and appended to a bucket since the last sweep
+
+    def put(self, key: str, value: Any) -> None:
+        if key.startswith(_ORDER_PREFIX):
+            self._put_order(key[len(_ORDER_PREFIX) :], value)
+        elif key.startswith(_BUCKET_PREFIX):
+            self._put_bucket(int(key[len(_BUCKET_PREFIX) :]), value or [])
+
+    def _put_order(self, crm_id: str, st: Any) -> None:
+        self._ready.discard(crm_id)
+        if st and st.get("status") in _TERMINAL:
+            # Never reopens: forget it, and let the next sweep take it out of the buckets.
+            self._version.pop(crm_id, None)
+            self._closed.add(crm_id)
+            return
+        self._writes += 1
+        v = self._version[crm_id] = self._writes
+        due = due_at(st) if st else math.inf
+        if due != math.inf:
+            heapq.heappush(self._heap, (due, v, crm_id))
+
+    def _put_bucket(self, hour: int, ids: list[str]) -> None:
+        # ``save`` appends one id (after writing the order); the sweep rewrites a bucket without
+        # its closed orders (shorter).
+        seen = self._bucket_len.get(hour, 0)
+        self._bucket_len[hour] = len(ids)
+        for crm_id in ids[seen:]:
+            recs = self._buckets.setdefault(crm_id, [])
+            if not recs or recs[-1][0] != hour:
+                self._seq += 1
+                recs.append((hour, self._seq))
+            if crm_id not in self._version:
+                self._closed.add(crm_id)  # a closed order touched again (a late scan)
+
+    def due(self, start: float, now: float) -> tuple[list[str], list[str], list[int]]:
+        """``(ids, closed, hours)``: the open orders due at ``now`` in walk order, the closed orders
+        still in the buckets from ``start``'s hour on, and those buckets' hours."""
+        first = int(start // TOUCH_BUCKET_S)
+        heap, version = self._heap, self._version
+        while heap and heap[0][0] <= now:
+            _, v, crm_id = heapq.heappop(heap)
+            if version.get(crm_id) == v:
+                self._ready.add(crm_id)
+        placed: list[tuple[int, str]] = []
+        for crm_id in list(self._ready):
+            seq = _first_from(self._buckets.get(crm_id, ()), first)
+            if seq is None:
+                # Out of the look-back; only a new touch (a write, so a new heap entry) brings it back.
+                self._ready.discard(crm_id)
+            else:
+                placed.append((seq, crm_id))
+        placed.sort()
+        closed: list[str] = []
+        hours: set[int] = set()
+        for c in self._closed:
+            # The sweep takes them out of the buckets of its look-back; older buckets are never
+            # walked again.
+            recs = [h for h, _ in self._buckets.pop(c, ()) if h >= first]
+            if recs:
+                closed.append(c)
+                hours.update(recs)
+        self._closed = set()
+        return [c for _, c in placed], closed, sorted(hours)
+
+
+_ORDER_PREFIX = state_key("")
+_BUCKET_PREFIX = "touched:"
+
+
+def _first_from(recs: Any, hour: int) -> int | None:
+    for h, seq in recs:
+        if h >= hour:
+            return seq
+    return None
 
 
 _READ_AHEAD = 16  # orders read by the first StateGetMany after an audit (doubling while skipping)
@@ -126,8 +283,27 @@ def states(keys: list[str]) -> Generator[Effect, Any, list[Any]]:
     return list(got)
 
 
+def quiet_after(st: Mapping[str, Any]) -> float:
+    """How long an open order may stay without an event before the sweep audits it.
+
+    Auditing every open order on a timer re-polled each shipped parcel every few hours for its
+    whole transit (most of the integration's calls) to find the rare lost webhook. An event is
+    expected within a known time of the state the order is in; only an order quiet for longer is
+    suspect. The price: a lost delivery scan is noticed up to ``AWAIT_DELIVERY_S`` after pickup,
+    not within hours of the delivery."""
+    status = st.get("status")
+    if status in _PARKED:
+        return PARKED_REAUDIT_S
+    if status == OrderStatus.SHIPPED.value:
+        return AWAIT_DELIVERY_S
+    if st.get("tracking_number"):
+        return AWAIT_PICKUP_S
+    return SETTLE_S
+
+
 def _reaudit_after(st: Mapping[str, Any]) -> float:
-    return PARKED_REAUDIT_S if st.get("status") in _PARKED else REAUDIT_S
+    quiet = st["audited"] - st.get("touched", st["audited"])
+    return min(max(REAUDIT_S, quiet), MAX_REAUDIT_S)
 
 
 _TERMINAL = frozenset(s.value for s in OrderStatus if s.terminal)

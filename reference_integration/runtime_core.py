@@ -26,7 +26,17 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from reference_integration.config import IntegrationConfig
-from reference_integration.effects import Call, Now, Publish, Result, Sleep, StateGet, StateGetMany, StatePut
+from reference_integration.effects import (
+    Call,
+    DueOrders,
+    Now,
+    Publish,
+    Result,
+    Sleep,
+    StateGet,
+    StateGetMany,
+    StatePut,
+)
 from reference_integration.errors import BreakerOpen, CallFailed, from_response
 from reference_integration.metrics import CallRecord, RuntimeStats, render_prometheus
 from reference_integration.policies import (
@@ -157,6 +167,9 @@ class Engine:
                     self.store.put_state(eff.key, eff.value)
                 elif isinstance(eff, Publish):
                     self.publish(eff.topic, eff.event, name)
+                elif isinstance(eff, DueOrders):
+                    index = getattr(self.store, "index", None)
+                    send = index.due(eff.start, eff.now) if index is not None else None
                 else:
                     throw = TypeError(f"workflow {name!r} yielded {eff!r}, which is not an effect")
         finally:

@@ -48,7 +48,13 @@ class SimRuntime(RuntimeView):
         self.env = env
         self.config = config
         self.transport = transport
-        self.store: Store = store if store is not None else MemoryStore(clock=lambda: env.now)
+        if store is None:
+            # The due-time index lets the audit sweep skip the open orders it would only read and
+            # pass over (``reconciliation.DueIndex``): same audits, cost linear in the orders.
+            from reference_integration.reconciliation import DueIndex
+
+            store = MemoryStore(clock=lambda: env.now, index=DueIndex(), keep_inbox=False)
+        self.store: Store = store
         self.engine = Engine(config, streams.py("integration.jitter"), lambda: env.now, self.store, wake=self._wake)
         self.engine.store_now = lambda: env.now
         self._token_fetch: dict[str, simpy.Event] = {}

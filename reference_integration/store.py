@@ -91,11 +91,26 @@ class Store(Protocol):
 # --------------------------------------------------------------------------------------- memory
 
 
-class MemoryStore:
-    """Virtual-mode store; ``clock`` is usually ``lambda: env.now``."""
+class StateWatcher(Protocol):
+    def put(self, key: str, value: Any) -> None: ...
+    def due(self, start: float, now: float) -> Any: ...
 
-    def __init__(self, clock: Clock = lambda: 0.0) -> None:
+
+class MemoryStore:
+    """Virtual-mode store; ``clock`` is usually ``lambda: env.now``.
+
+    ``index`` (optional, e.g. ``reconciliation.DueIndex``) sees every ``put_state`` and answers the
+    ``DueOrders`` effect; attach it before the first write or it misses state.
+
+    ``keep_inbox=False`` (virtual runs) remembers only the ids of accepted events, for dedup: the
+    envelopes are kept for a restart to resume them, and nothing restarts inside one process. A
+    quarter's webhooks are several envelopes per order, the largest thing the integration held."""
+
+    def __init__(self, clock: Clock = lambda: 0.0, index: StateWatcher | None = None, keep_inbox: bool = True) -> None:
         self.clock = clock
+        self.index = index
+        self.keep_inbox = keep_inbox
+        self._seen: set[str] = set()
         self.inbox: dict[str, InboxEvent] = {}
         self.state: dict[str, Any] = {}
         self.outbox: dict[int, OutboxEntry] = {}
@@ -108,6 +123,12 @@ class MemoryStore:
         return self.clock() if now is None else now
 
     def accept_event(self, event: Any, now: float | None = None) -> bool:
+        if not self.keep_inbox:
+            eid = str(event.get("id") if isinstance(event, dict) else getattr(event, "id", None))
+            if eid in self._seen:
+                return False
+            self._seen.add(eid)
+            return True
         eid, source, type_, body = _event_fields(event)
         if eid in self.inbox:
             return False
@@ -130,6 +151,8 @@ class MemoryStore:
 
     def put_state(self, key: str, value: Any, outbox: Iterable[tuple[str, Any]] = ()) -> None:
         self.state[key] = value
+        if self.index is not None:
+            self.index.put(key, value)
         for topic, payload in outbox:
             i = next(self._ids)
             self.outbox[i] = OutboxEntry(i, topic, payload, self.clock())

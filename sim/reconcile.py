@@ -94,11 +94,13 @@ def entries_frame(entries: Iterable[Any]) -> pd.DataFrame:
     """Ledger entries (``Entry`` objects or dicts) -> DataFrame sorted by (t, system, seq)."""
     # Attribute access, not Entry.to_dict: dataclasses.asdict deep-copies every data dict, which
     # costs seconds on a quarter's ledgers.
-    rows = [
-        tuple(e[c] for c in ENTRY_COLUMNS) if isinstance(e, dict) else tuple(getattr(e, c) for c in ENTRY_COLUMNS)
-        for e in entries
-    ]
-    df = pd.DataFrame(rows, columns=list(ENTRY_COLUMNS))
+    # One list per column (no per-row tuple, no object matrix for pandas to split again).
+    entries = list(entries)
+    if all(not isinstance(e, dict) for e in entries):
+        cols = {c: [getattr(e, c) for e in entries] for c in ENTRY_COLUMNS}
+    else:
+        cols = {c: [e[c] if isinstance(e, dict) else getattr(e, c) for e in entries] for c in ENTRY_COLUMNS}
+    df = pd.DataFrame(cols, columns=list(ENTRY_COLUMNS))
     if df.empty:
         return df
     return df.sort_values(["t", "system", "seq"], kind="stable").reset_index(drop=True)

@@ -96,12 +96,21 @@ def events_frame(entries: Iterable[Any] | pd.DataFrame) -> pd.DataFrame:
     """Ledger entries (``Entry``, dicts, or a ``sim.reconcile.entries_frame``) -> the events.parquet
     table, sorted by (t, system, seq), ``data`` as JSON text."""
     df = entries.copy() if isinstance(entries, pd.DataFrame) else entries_frame(entries)
-    df["data"] = [json.dumps(d or {}, sort_keys=True, default=str) if not isinstance(d, str) else d for d in df["data"]]
+    enc = json.JSONEncoder(sort_keys=True, default=str).encode  # one encoder, not one per entry
+    df["data"] = [enc(d or {}) if not isinstance(d, str) else d for d in df["data"]]
     return df
 
 
 def calls_frame(calls: Iterable[Any]) -> pd.DataFrame:
     """Integration call records (dicts or dataclasses) -> calls.parquet table, flat and typed."""
+    calls = list(calls)
+    kind = type(calls[0]) if calls else None
+    names = tuple(getattr(kind, "__dataclass_fields__", ()))
+    if names and all(type(c) is kind for c in calls):
+        # One list per column, not a dict per row: a quarter has millions of call records, and
+        # per-row dicts cost both time and a second copy of the log at the run's memory peak.
+        df = pd.DataFrame({k: [getattr(c, k) for c in calls] for k in names})
+        return _json_cells(df)
     rows = []
     for c in calls:
         if isinstance(c, Mapping):
@@ -110,9 +119,12 @@ def calls_frame(calls: Iterable[Any]) -> pd.DataFrame:
             rows.append({k: getattr(c, k) for k in c.__dataclass_fields__})
         else:
             rows.append(dict(vars(c)))
-    df = pd.DataFrame(rows)
+    return _json_cells(pd.DataFrame(rows))
+
+
+def _json_cells(df: pd.DataFrame) -> pd.DataFrame:
     for col in df.columns:
-        if df[col].dtype == object:
+        if df[col].dtype == object and any(isinstance(v, dict | list | tuple) for v in df[col]):
             df[col] = [_json_cell(v) for v in df[col]]
     return df
 

@@ -119,3 +119,12 @@ def test_sqlite_state_cache_is_write_through_and_hands_out_copies(tmp_path: Path
     again = SqliteStore(tmp_path / "c.db")  # what was cached is what was committed
     assert again.get_state("order:1") == {"status": "Shipped"} and len(again.outbox_pending()) == 1
     again.close()
+
+
+def test_memory_store_without_inbox_keeps_ids_for_dedup_only() -> None:
+    s = MemoryStore(keep_inbox=False)
+    ev = {"id": "evt-1", "source": "wms", "type": "fulfillment.picked", "data": {"big": "x" * 1000}}
+    assert s.accept_event(ev, 1.0) is True
+    assert s.accept_event(dict(ev), 2.0) is False  # a redelivery is still a duplicate
+    assert s.accept_event({**ev, "id": "evt-2"}, 3.0) is True
+    assert s.inbox == {} and s.pending_events() == []  # no envelope kept

@@ -6,16 +6,17 @@ from test_workflows import CRM_ID, Driver, erp_script, resilient, submitted
 
 from reference_integration.effects import Result
 from reference_integration.errors import CallFailed
-from reference_integration.reconciliation import sweep
+from reference_integration.reconciliation import AWAIT_DELIVERY_S, PARKED_REAUDIT_S, sweep
 from reference_integration.workflows import handle_event
 
 
 class Later(Driver):
-    """A driver whose clock is an hour past the saved ``touched``: the orders have settled."""
+    """A driver whose clock is ``quiet`` (default an hour) past the saved ``touched``: the orders
+    have settled, and those waiting on something slow are still within its usual time."""
 
-    def __init__(self, *a, **kw):
+    def __init__(self, *a, quiet: float = 3600.0, **kw):
         super().__init__(*a, **kw)
-        self.now = 1000.0 + 3600.0
+        self.now = 1000.0 + quiet
 
 
 def state(**over):
@@ -53,7 +54,10 @@ def test_lost_delivery_webhook_is_repaired_from_carrier_tracking():
         ("crm", "get_order"): Result(200, {"Id": CRM_ID, "Status": "Delivered"}),
     }
     st = state(status="Shipped", fulfillment_id="FO-1", tracking_number="1Z1", gi_doc="GI-1")
-    d = Later(script, st)
+    d = Later(script, st, quiet=AWAIT_DELIVERY_S - 60.0)
+    # In transit for less than a usual transit: no delivery scan is due yet, nothing is polled.
+    assert d.run(sweep(resilient(), since=0))["audited"] == 0 and d.calls == []
+    d.now += 60.0
     out = d.run(sweep(resilient(), since=0))
     assert out["repairs"] == 1
     assert [o for o in d.ops() if o not in ("erp.get_sales_order", "carrier.get_tracking")] == [
@@ -80,7 +84,7 @@ def test_consistent_order_needs_no_repair_and_errors_do_not_stop_the_sweep():
         ("erp", "get_sales_order"): Result(200, {"SalesOrderNo": "SO-0000001", "Status": "BACKORDERED"}),
         ("crm", "get_order"): Result(200, {"Id": CRM_ID, "Status": "Backordered"}),
     }
-    d = Later(script, state(status="Backordered"))
+    d = Later(script, state(status="Backordered"), quiet=PARKED_REAUDIT_S)
     assert d.run(sweep(resilient(), since=0)) == {"repairs": 0, "audited": 1, "errors": 0}
     d = Later({("erp", "get_sales_order"): CallFailed("erp", "get_sales_order", 503)}, state())
     assert d.run(sweep(resilient(), since=0)) == {"repairs": 0, "audited": 0, "errors": 1}
@@ -99,11 +103,18 @@ def test_terminal_old_settling_and_recently_audited_orders_are_skipped():
         ("crm", "get_order"): Result(200, {"Id": CRM_ID, "Status": "Backordered"}),
     }
     d = Later(script, state(status="Backordered"))
+    assert d.run(sweep(resilient(), since=0))["audited"] == 0  # parked: waits on stock, a day is usual
+    d.now = 1000.0 + PARKED_REAUDIT_S
     assert d.run(sweep(resilient(), since=0))["audited"] == 1
     assert d.run(sweep(resilient(), since=0))["audited"] == 0  # audited a moment ago
-    d.now += 6 * 3600.0
-    assert d.run(sweep(resilient(), since=0))["audited"] == 0  # parked: waits on stock, daily is enough
-    d.now += 18 * 3600.0
+    # Still quiet: looked at again once it has been quiet as long again (a day), then two days.
+    d.now += PARKED_REAUDIT_S - 60.0
+    assert d.run(sweep(resilient(), since=0))["audited"] == 0
+    d.now += 60.0
+    assert d.run(sweep(resilient(), since=0))["audited"] == 1
+    d.now += 2 * PARKED_REAUDIT_S - 60.0
+    assert d.run(sweep(resilient(), since=0))["audited"] == 0
+    d.now += 60.0
     assert d.run(sweep(resilient(), since=0))["audited"] == 1
     d = Later({}, state(status="Exception", erp_order=None))
     assert d.run(sweep(resilient(), since=0))["audited"] == 0 and d.calls == []
@@ -114,7 +125,7 @@ def test_flagged_order_gets_no_creates_but_shipment_lost_in_state_is_adopted():
         ("erp", "get_sales_order"): Result(200, {"SalesOrderNo": "SO-0000001", "Status": "OPEN"}),
         ("crm", "get_order"): Result(200, {"Id": CRM_ID, "Status": "Exception"}),
     }
-    d = Later(script, state(status="Exception"))
+    d = Later(script, state(status="Exception"), quiet=PARKED_REAUDIT_S)
     assert d.run(sweep(resilient(), since=0))["repairs"] == 0
     assert d.ops() == ["erp.get_sales_order", "crm.get_order"]
     script = {

@@ -18,10 +18,12 @@ from typing import Any
 
 from mocks.core.base import Response, error
 
+# One encoder for every request: ``json.dumps`` with options builds a new one per call.
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+
 
 def fingerprint(op: str, body: Any) -> str:
-    raw = json.dumps([op, body], sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(raw.encode()).hexdigest()
+    return hashlib.sha256(_ENCODE([op, body]).encode()).hexdigest()
 
 
 @dataclass(slots=True)
@@ -80,6 +82,20 @@ class IdempotencyStore:
 
     def abandon(self, client: str, key: str) -> None:
         self._records.pop((client, key), None)
+
+    def purge(self, now: float) -> int:
+        """Drop the records older than ``ttl`` at ``now`` (``begin`` would treat them as absent
+        anyway); returns how many. Records sit in creation order (an expired one is re-created at
+        the end), so the expired ones are a prefix. Without it every key of a long run is kept with
+        its response, for nothing."""
+        expired = []
+        for k, rec in self._records.items():
+            if now - rec.created <= self.ttl:
+                break
+            expired.append(k)
+        for k in expired:
+            del self._records[k]
+        return len(expired)
 
     def clear(self) -> None:
         self._records.clear()
