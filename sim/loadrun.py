@@ -29,12 +29,15 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import httpx
 
 from sim.procs import ProcError, free_port, signal_group, sigterm_as_interrupt, wait_http
 from sim.scenario import Scenario, dump_scenario, load_scenario
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = REPO_ROOT / "loadtest" / "locustfile.py"
@@ -319,14 +322,18 @@ def reconcile_orders(
     recorded: Sequence[str],
     compression: float = 1.0,
     exceptions: Sequence[dict[str, Any]] = (),
-) -> None:
-    """Outcomes and KPIs from ``sim.reconcile`` / ``sim.kpis`` for this run's orders (in place).
+) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """Outcomes and KPIs from ``sim.reconcile`` / ``sim.kpis`` for this run's orders (in place);
+    returns the orders and ledger-entries frames (None when the ledgers are empty).
 
-    Ledger times are simulated seconds on the live clock (``compression`` per wall second). Getting
-    an order into ERP is API work, which runs on the wall clock in live mode, so its latency is
-    turned back into wall seconds: the unit it has in a virtual run, and the one its SLO means.
+    Ledger times are simulated seconds on the live clock (``compression`` per wall second), so
+    latencies are in model time as in a live run (``sim.modeltime``): getting an order into ERP is
+    API work, counted in wall seconds, the unit it has in a virtual run and the one its SLO means.
     """
-    from sim.kpis import compute_kpis, latency_stats
+    import pandas as pd
+
+    from sim.kpis import compute_kpis
+    from sim.modeltime import model_latencies
     from sim.reconcile import demand_log, entries_frame, exceptions_frame, outcome_counts, reconcile
 
     ids = set(recorded)
@@ -337,16 +344,15 @@ def reconcile_orders(
 
     flat = [full(e) for s in SYSTEMS for e in ledgers.get(s, [])]
     if not flat:
-        return
+        return None
     entries = entries_frame(flat)
     crm = entries_frame([full(e) for e in ledgers.get("crm", []) if _is_ours(e, run_prefix, ids)])
     demand = demand_log(crm)
     orders = reconcile(entries, demand, exceptions_frame(exceptions))
+    orders = pd.concat([orders, model_latencies(orders, entries, compression)], axis=1)
     counts.outcomes = outcome_counts(orders)
     counts.kpis = compute_kpis(orders)
-    if "t_erp_accepted" in orders:
-        wall = (orders["t_erp_accepted"] - orders["t_submitted"]).dropna() / compression
-        counts.kpis.setdefault("latency_s", {})["erp_accepted"] = latency_stats(wall)
+    return orders, entries
 
 
 # --------------------------------------------------------------------------------------- verdict
@@ -592,7 +598,7 @@ def run_load(opts: LoadOptions, echo: Any = print) -> LoadResult:
                     _start_integration(opts, children, env, port, urls, run_dir)
                 echo(f"load: twin up (crm {urls['crm']}, erp {urls['erp']}, integration {integration_url})")
             _run_locust(opts, schedule, run_dir, urls, run_id, children)
-            counts, ledgers = _settle(
+            counts, ledgers, frames = _settle(
                 urls, token, run_id, orders_dir, opts.drain_s, scenario.live.compression, integration_url
             )
         finally:
@@ -621,7 +627,37 @@ def run_load(opts: LoadOptions, echo: Any = print) -> LoadResult:
         "exit_code": result.exit_code,
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=str), encoding="utf-8")
+    if frames is not None:
+        _write_run_files(run_dir, scenario, frames, counts, summary)
     return result
+
+
+def _write_run_files(
+    run_dir: Path,
+    scenario: Scenario,
+    frames: tuple[pd.DataFrame, pd.DataFrame],
+    counts: OrderCounts,
+    summary: dict[str, Any],
+) -> None:
+    """The run-folder files every run has (DESIGN.md "Run results"), so `sim.results`, the notebooks
+    and `twin compare` read a load test like any other run. No calls.parquet rows: Locust drives the
+    CRM only, and the ledgers are the record."""
+    from sim.live import empty_calls
+    from sim.runfolder import events_frame, make_meta, write_run
+
+    orders, entries = frames
+    kpis = {**counts.kpis, "wall_s": summary["wall_s"], "breaches": summary["breaches"]}
+    meta = make_meta(scenario, mode="load", run_id=summary["run_id"], compression=scenario.live.compression)
+    write_run(
+        run_dir,
+        scenario=scenario,
+        orders=orders,
+        events=events_frame(entries),
+        calls=empty_calls(),
+        kpis=kpis,
+        meta=meta,
+        breaches=summary["breaches"],
+    )
 
 
 def _run_locust(
@@ -668,9 +704,9 @@ def _settle(
     drain_s: float,
     compression: float,
     integration_url: str | None,
-) -> tuple[OrderCounts, dict[str, list[dict[str, Any]]]]:
+) -> tuple[OrderCounts, dict[str, list[dict[str, Any]]], tuple[pd.DataFrame, pd.DataFrame] | None]:
     """Let the integration drain (until every submitted order is in ERP, or ``drain_s``), then
-    pull every ledger and count."""
+    pull every ledger and count; also the reconciled (orders, entries) frames when there are any."""
     recorded = _recorded_ids(orders_dir) if orders_dir.exists() else []
     deadline = time.monotonic() + drain_s
     while True:
@@ -679,14 +715,15 @@ def _settle(
         if "erp" not in urls or counts.in_erp >= counts.submitted or time.monotonic() >= deadline:
             break
         time.sleep(0.5)
+    frames = None
     try:
         exceptions = fetch_integration_exceptions(integration_url, token) if integration_url else []
-        reconcile_orders(ledgers, counts, run_id, recorded, compression, exceptions)
+        frames = reconcile_orders(ledgers, counts, run_id, recorded, compression, exceptions)
     except (ImportError, KeyError, ValueError) as e:  # reconciliation is extra detail, counts stand alone
         counts.outcomes = {"error": 1}
         counts.kpis = {}
         print(f"load: reconciliation skipped: {e}", file=sys.stderr)
-    return counts, ledgers
+    return counts, ledgers, frames
 
 
 def format_summary(r: LoadResult) -> str:

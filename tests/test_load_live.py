@@ -140,6 +140,15 @@ def test_locust_submits_match_the_crm_ledger(breached_run: dict[str, Any]) -> No
     assert (breached_run["out"] / "locust_stats.csv").exists()
     if not breached_run["standin"]:
         assert s["orders"]["in_erp"] > 0  # the reference integration carried orders into ERP
+        # The same run-folder files as any run: analysts load a load test like a live run.
+        from sim.runfolder import load_run
+
+        run = load_run(breached_run["out"])
+        assert run.meta["mode"] == "load" and len(run.orders) == s["orders"]["submitted"]
+        assert run.kpis["orders_submitted"] == s["orders"]["submitted"]
+        assert (run.orders["erp_orders"] >= 1).sum() == s["orders"]["in_erp"]
+        # Model time: ERP acceptance in wall seconds, not compression x wall seconds.
+        assert 0 < run.kpis["latency_s"]["erp_accepted"]["p50"] < 5.0
 
 
 def test_impossible_slo_exits_1_naming_the_limit(breached_run: dict[str, Any]) -> None:
