@@ -26,7 +26,17 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from reference_integration.config import IntegrationConfig
-from reference_integration.effects import Call, Now, Publish, Result, Sleep, StateGet, StateGetMany, StatePut
+from reference_integration.effects import (
+    Call,
+    Now,
+    Publish,
+    Result,
+    Sleep,
+    StateAdd,
+    StateGet,
+    StateGetMany,
+    StatePut,
+)
 from reference_integration.errors import BreakerOpen, CallFailed, from_response
 from reference_integration.metrics import CallRecord, RuntimeStats, render_prometheus
 from reference_integration.policies import (
@@ -155,6 +165,10 @@ class Engine:
                     send = self.store.get_state(eff.key)
                 elif isinstance(eff, StatePut):
                     self.store.put_state(eff.key, eff.value)
+                elif isinstance(eff, StateAdd):
+                    # None without store support: the workflow falls back to StateGet + StatePut.
+                    add = getattr(self.store, "state_add", None)
+                    send = None if add is None else add(eff.key, eff.member)
                 elif isinstance(eff, Publish):
                     self.publish(eff.topic, eff.event, name)
                 else:
