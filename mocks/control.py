@@ -16,6 +16,11 @@ Routes (all but ``health`` need header ``X-Twin-Admin-Token``; 401 without or wi
 - ``PUT    /_twin/clock``             ``{"epoch": <Unix seconds>}``: simulated time 0 is that wall instant
   (live runs align every mock on one epoch); 409 once the env has moved past 0
 
+Every handler (and the admin check) is ``async def``, so it runs on the event loop that owns the
+core, the ledger and the journals. A plain ``def`` would run in a worker thread while the loop keeps
+appending to them: under load a ledger or journal read then failed with "deque mutated during
+iteration" (a 500), and a reset raced the requests in flight.
+
 Validation errors answer 422 ``{error: "invalid_fault_window"|"invalid_profile", problems: [...]}``
 with each problem naming the field, in the scenario loader's format.
 """
@@ -36,7 +41,7 @@ from sim.scenario import ApiProfile, FaultWindow, format_validation_error
 ADMIN_HEADER = "X-Twin-Admin-Token"
 
 
-def require_admin(request: Request) -> None:
+async def require_admin(request: Request) -> None:
     expected = getattr(request.app.state, "admin_token", None)
     given = request.headers.get(ADMIN_HEADER)
     if not expected or not given or not hmac.compare_digest(given.encode(), str(expected).encode()):
@@ -63,7 +68,7 @@ router = APIRouter(prefix="/_twin", tags=["twin"], dependencies=[Depends(require
 
 
 @public.get("/health")
-def health(request: Request) -> dict[str, Any]:
+async def health(request: Request) -> dict[str, Any]:
     st = request.app.state
     clock = getattr(st, "clock", None)
     failed = clock is not None and clock.failure is not None
@@ -71,7 +76,7 @@ def health(request: Request) -> dict[str, Any]:
 
 
 @router.get("/faults")
-def list_faults(request: Request) -> dict[str, Any]:
+async def list_faults(request: Request) -> dict[str, Any]:
     fe = _engine(request)
     return {"windows": [w.model_dump(mode="json") for w in fe.windows], "active": fe.active(_now(request))}
 
@@ -110,7 +115,7 @@ async def put_faults(request: Request, relative: bool = False) -> Any:
                 status_code=422,
             )
         fe.set_windows(parsed)  # type: ignore[arg-type]
-        return list_faults(request)
+        return await list_faults(request)
     w = _parse_window(raw, fe.system, now, relative, "fault")
     if isinstance(w, JSONResponse):
         return w
@@ -119,14 +124,14 @@ async def put_faults(request: Request, relative: bool = False) -> Any:
 
 
 @router.delete("/faults/{name}")
-def delete_fault(request: Request, name: str) -> dict[str, Any]:
+async def delete_fault(request: Request, name: str) -> dict[str, Any]:
     if not _engine(request).remove_window(name):
         raise HTTPException(404, detail=f"no fault window named {name!r}")
     return {"removed": name}
 
 
 @router.delete("/faults")
-def clear_faults(request: Request) -> dict[str, Any]:
+async def clear_faults(request: Request) -> dict[str, Any]:
     fe = _engine(request)
     names = [w.name for w in fe.windows]
     fe.set_windows([])
@@ -134,7 +139,7 @@ def clear_faults(request: Request) -> dict[str, Any]:
 
 
 @router.get("/profile")
-def get_profile(request: Request) -> dict[str, Any]:
+async def get_profile(request: Request) -> dict[str, Any]:
     return _engine(request).profile.model_dump(mode="json")
 
 
@@ -154,12 +159,14 @@ async def put_profile(request: Request) -> Any:
 
 
 @router.post("/reset")
-def reset(request: Request) -> dict[str, Any]:
+async def reset(request: Request) -> dict[str, Any]:
     st = request.app.state
     core = st.core
     if callable(getattr(core, "reset", None)):
         core.reset()
     elif getattr(st, "reset_factory", None) is not None:
+        # On the loop too: a factory may bind the new core to loop-owned parts (the webhook
+        # deliverer's clock) and start processes that emit events.
         core = st.reset_factory()
         st.core = core
         st.gateway.core = core
@@ -175,7 +182,7 @@ def reset(request: Request) -> dict[str, Any]:
 
 
 @router.get("/ledger")
-def ledger(request: Request, since: int = 0, limit: int = 1000) -> dict[str, Any]:
+async def ledger(request: Request, since: int = 0, limit: int = 1000) -> dict[str, Any]:
     led = request.app.state.core.ledger
     entries = led.since(since, max(1, min(limit, 100_000)))
     return {
@@ -187,7 +194,7 @@ def ledger(request: Request, since: int = 0, limit: int = 1000) -> dict[str, Any
 
 
 @router.get("/ledger.ndjson")
-def ledger_ndjson(request: Request, since: int = 0) -> StreamingResponse:
+async def ledger_ndjson(request: Request, since: int = 0) -> StreamingResponse:
     entries = request.app.state.core.ledger.since(since)
 
     def lines() -> Iterator[bytes]:
@@ -198,12 +205,12 @@ def ledger_ndjson(request: Request, since: int = 0) -> StreamingResponse:
 
 
 @router.get("/requests")
-def requests_journal(request: Request, since: int = 0, limit: int = 1000) -> dict[str, Any]:
+async def requests_journal(request: Request, since: int = 0, limit: int = 1000) -> dict[str, Any]:
     return {"requests": request.app.state.journal.since(since, max(1, limit))}
 
 
 @router.get("/webhooks")
-def webhooks(request: Request, limit: int = 1000) -> dict[str, Any]:
+async def webhooks(request: Request, limit: int = 1000) -> dict[str, Any]:
     d = getattr(request.app.state, "deliverer", None)
     if d is None:
         return {"events": [], "attempts": [], "stats": None}
@@ -215,7 +222,7 @@ def webhooks(request: Request, limit: int = 1000) -> dict[str, Any]:
 
 
 @router.get("/clock")
-def clock(request: Request) -> dict[str, Any]:
+async def clock(request: Request) -> dict[str, Any]:
     c = getattr(request.app.state, "clock", None)
     if c is None:
         return {"now": _now(request), "lag_s": 0.0, "max_lag_seen_s": 0.0, "lag_exceeded": False, "running": False}

@@ -78,6 +78,18 @@ class StatePut:
 
 
 @dataclass(frozen=True, slots=True)
+class StateAdd:
+    """Add ``member`` to the list stored at ``key`` unless it is already there (a set kept in
+    insertion order); answered True. The list can grow large (every order touched in an hour), so
+    a store that can add one member without rewriting the list says so by answering; an
+    interpreter or store without it answers None, and the workflow then reads the list, appends and
+    writes it back (``StateGet`` + ``StatePut``), which leaves the same state."""
+
+    key: str
+    member: str
+
+
+@dataclass(frozen=True, slots=True)
 class Result:
     """What a Call returns to the workflow: the downstream response after policies ran."""
 
@@ -87,5 +99,5 @@ class Result:
     attempts: int = 1
 
 
-Effect = Call | Sleep | Now | Publish | StateGet | StateGetMany | StatePut | DueOrders
+Effect = Call | Sleep | Now | Publish | StateGet | StateGetMany | StatePut | StateAdd | DueOrders
 Workflow = Generator[Effect, Any, Any]

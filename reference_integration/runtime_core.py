@@ -33,6 +33,7 @@ from reference_integration.effects import (
     Publish,
     Result,
     Sleep,
+    StateAdd,
     StateGet,
     StateGetMany,
     StatePut,
@@ -165,6 +166,10 @@ class Engine:
                     send = self.store.get_state(eff.key)
                 elif isinstance(eff, StatePut):
                     self.store.put_state(eff.key, eff.value)
+                elif isinstance(eff, StateAdd):
+                    # None without store support: the workflow falls back to StateGet + StatePut.
+                    add = getattr(self.store, "state_add", None)
+                    send = None if add is None else add(eff.key, eff.member)
                 elif isinstance(eff, Publish):
                     self.publish(eff.topic, eff.event, name)
                 elif isinstance(eff, DueOrders):

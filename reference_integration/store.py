@@ -204,6 +204,8 @@ CREATE TABLE IF NOT EXISTS inbox (
     received_at REAL NOT NULL, status TEXT NOT NULL DEFAULT 'pending');
 CREATE INDEX IF NOT EXISTS inbox_pending ON inbox(status, received_at);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS state_members (
+    seq INTEGER PRIMARY KEY, key TEXT NOT NULL, member TEXT NOT NULL, UNIQUE (key, member));
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload TEXT NOT NULL, created_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, value TEXT NOT NULL, created_at REAL NOT NULL);
@@ -260,6 +262,8 @@ class SqliteStore:
         # writer (one connection, one process), so the cache cannot go stale; it saves the SELECT
         # of the many state reads a workflow makes (load, merge on save, status re-check).
         self._state: dict[str, str | None] = {}
+        # Keys whose list value has members added one at a time (``state_add``) in state_members.
+        self._member_keys: set[str] = {r[0] for r in self._db.execute("SELECT DISTINCT key FROM state_members")}
 
     def close(self) -> None:
         with self._lock:
@@ -298,6 +302,11 @@ class SqliteStore:
             self._db.execute("UPDATE inbox SET status = ? WHERE id = ?", (status, event_id))
 
     def get_state(self, key: str) -> Any:
+        if key in self._member_keys:
+            return self._members(key)
+        return self._get_state(key)
+
+    def _get_state(self, key: str) -> Any:
         text = self._state.get(key, _MISSING)
         if text is _MISSING:
             with self._lock:
@@ -312,17 +321,38 @@ class SqliteStore:
             self._state.clear()  # crude but bounded; a re-read costs one SELECT
         self._state[key] = text
 
+    def _members(self, key: str) -> list[Any]:
+        """The list at ``key``: its stored value, then the members added since, each once."""
+        base = self._get_state(key)
+        with self._lock:
+            rows = self._db.execute("SELECT member FROM state_members WHERE key = ? ORDER BY seq", (key,)).fetchall()
+        return list(dict.fromkeys([*(base if isinstance(base, list) else []), *(r[0] for r in rows)]))
+
+    def state_add(self, key: str, member: str) -> bool:
+        """Add ``member`` to the list at ``key`` unless it is there (the ``StateAdd`` effect). One
+        INSERT into an index, whatever the size of the list: the hourly buckets of touched orders
+        hold every order of the hour, and rewriting one as JSON on every new order made each order
+        cost as much as all the orders before it in that hour. Durable on return (autocommit)."""
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO state_members (key, member) VALUES (?, ?)", (key, member))
+        self._member_keys.add(key)
+        return True
+
     def put_state(self, key: str, value: Any, outbox: Iterable[tuple[str, Any]] = ()) -> None:
         """State change and the downstream effects it implies commit together (transactional
-        outbox): after a crash either both exist or neither, so nothing is sent twice or never."""
+        outbox): after a crash either both exist or neither, so nothing is sent twice or never.
+        A put replaces the whole value, members added with ``state_add`` included."""
         now = self.clock()
         row = (key, _dump(value), now)
         outbox = list(outbox)
-        if not outbox:  # one statement: autocommit makes it its own transaction, no BEGIN/COMMIT
+        members = key in self._member_keys
+        if not outbox and not members:  # one statement: autocommit makes it its own transaction
             with self._lock:
                 self._db.execute(_PUT_STATE, row)
         else:
             with self._tx() as db:
+                if members:
+                    db.execute("DELETE FROM state_members WHERE key = ?", (key,))
                 db.execute(_PUT_STATE, row)
                 for topic, payload in outbox:
                     db.execute(
@@ -330,6 +360,7 @@ class SqliteStore:
                         (topic, _dump(payload), now),
                     )
         self._remember(key, row[1])  # only once committed
+        self._member_keys.discard(key)
 
     def outbox_pending(self) -> list[OutboxEntry]:
         with self._lock:

@@ -202,3 +202,36 @@ def test_webhooks_endpoint_reports_deliveries() -> None:
     out = run(app, go)
     assert out["events"][0]["type"] == "SalesOrder.Created" and out["attempts"][0]["outcome"] == "no_target"
     assert out["stats"]["pending"] == 0
+
+
+def test_observation_and_reset_run_on_the_loop_that_owns_the_core() -> None:
+    """Ledger, journal and webhook reads and resets happen on the event loop's thread: the loop
+    appends to those structures between awaits, so a read from a worker thread could meet a
+    deque mutated mid-iteration (a 500 in a live run under load) and a reset race requests."""
+    import threading
+
+    core = DummyCore(simpy.Environment())
+    app = app_with(core)
+    threads: set[int] = set()
+    led = core.ledger
+    since, clear = led.since, led.clear
+
+    def spy_since(*a: Any, **kw: Any) -> Any:
+        threads.add(threading.get_ident())
+        return since(*a, **kw)
+
+    def spy_clear() -> None:
+        threads.add(threading.get_ident())
+        clear()
+
+    led.since, led.clear = spy_since, spy_clear  # type: ignore[method-assign]
+
+    async def go(c: httpx.AsyncClient) -> int:
+        assert (await c.post("/orders", json=ORDER)).status_code in (200, 201)
+        for path in ("/_twin/ledger", "/_twin/ledger.ndjson", "/_twin/requests", "/_twin/webhooks", "/_twin/clock"):
+            assert (await c.get(path, headers=ADMIN)).status_code == 200, path
+        assert (await c.post("/_twin/reset", headers=ADMIN)).status_code in (200, 409)
+        return threading.get_ident()
+
+    loop_thread = run(app, go)
+    assert threads == {loop_thread}

@@ -9,7 +9,17 @@ from typing import Any
 import pytest
 
 from reference_integration.config import IntegrationConfig
-from reference_integration.effects import Call, DueOrders, Now, Publish, Result, StateGet, StateGetMany, StatePut
+from reference_integration.effects import (
+    Call,
+    DueOrders,
+    Now,
+    Publish,
+    Result,
+    StateAdd,
+    StateGet,
+    StateGetMany,
+    StatePut,
+)
 from reference_integration.reconciliation import LOOKBACK_S, SETTLE_S, DueIndex, due_at, sweep
 from reference_integration.store import MemoryStore
 from reference_integration.workflows import WorkflowContext, save, state_key
@@ -56,6 +66,9 @@ class World:
                     if old.get("audited") != eff.value["audited"]:
                         self.audits.append((self.now, eff.key))
                 self.store.put_state(eff.key, eff.value)
+            elif isinstance(eff, StateAdd):
+                add = getattr(self.store, "state_add", None)  # None: the workflow reads and rewrites
+                value = None if add is None else add(eff.key, eff.member)
             elif isinstance(eff, Now):
                 value = self.now
             else:

@@ -128,3 +128,31 @@ def test_memory_store_without_inbox_keeps_ids_for_dedup_only() -> None:
     assert s.accept_event(dict(ev), 2.0) is False  # a redelivery is still a duplicate
     assert s.accept_event({**ev, "id": "evt-2"}, 3.0) is True
     assert s.inbox == {} and s.pending_events() == []  # no envelope kept
+
+
+def test_sqlite_state_add_is_one_insert_and_a_put_replaces_the_members(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "m.db")
+    s.put_state("touched:0", ["a", "b"])  # a list written whole (as a sweep prunes it)
+    statements: list[str] = []
+    s._db.set_trace_callback(statements.append)
+    for m in ("c", "a", "d", "c"):
+        assert s.state_add("touched:0", m) is True
+    # However long the list, an add is one INSERT: the list is never read back or rewritten.
+    assert len(statements) == 4 and all(q.startswith("INSERT OR IGNORE INTO state_members") for q in statements)
+    s._db.set_trace_callback(None)
+    assert s.get_state("touched:0") == ["a", "b", "c", "d"]  # each member once, in order of addition
+    got = s.get_state("touched:0")
+    got.append("x")  # the caller's copy
+    assert s.get_state("touched:0") == ["a", "b", "c", "d"]
+    s.state_add("touched:1", "z")  # a key never put
+    assert s.get_state("touched:1") == ["z"]
+    s.close()
+    again = SqliteStore(tmp_path / "m.db")  # every add was durable on return
+    assert again.get_state("touched:0") == ["a", "b", "c", "d"] and again.get_state("touched:1") == ["z"]
+    again.put_state("touched:0", ["b", "d"])  # a put replaces the whole list, added members included
+    assert again.get_state("touched:0") == ["b", "d"]
+    again.state_add("touched:0", "e")
+    again.close()
+    third = SqliteStore(tmp_path / "m.db")
+    assert third.get_state("touched:0") == ["b", "d", "e"]
+    third.close()

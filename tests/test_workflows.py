@@ -452,3 +452,48 @@ def test_auth_failure_is_technical_not_a_business_exception():
     out = d.run(handle_event(resilient(), tracking("PU")))
     assert out["outcome"] == "dead_lettered"
     assert d.published("exceptions") == [] and d.crm_statuses() == []
+
+
+def test_touched_buckets_take_one_member_per_order_from_a_store_that_adds(tmp_path) -> None:
+    """Through the interpreters' engine and the live SQLite store, a new order's save adds itself to
+    the hour's bucket with StateAdd: the bucket is never read or written whole (it grows with every
+    order of the hour), and ends up the same as the StateGet + StatePut path leaves it."""
+    import random
+
+    from reference_integration.effects import StateAdd
+    from reference_integration.runtime_core import Engine
+    from reference_integration.store import MemoryStore, SqliteStore
+    from reference_integration.workflows import save
+
+    def run(store: Any) -> list[Any]:
+        eng = Engine(IntegrationConfig.resilient(), random.Random(0), lambda: 1000.0, store)
+        seen: list[Any] = []
+
+        def wf(i: int):
+            def spy(gen):  # the effects the workflow yields, passed through
+                value = None
+                while True:
+                    try:
+                        eff = gen.send(value)
+                    except StopIteration as stop:
+                        return stop.value
+                    seen.append(eff)
+                    value = yield eff
+
+            return spy(save({"crm_id": f"801{i:03d}", "status": "Booked"}))
+
+        for i in (*range(50), 7):  # order 7 saved again: already in the bucket
+            for _ in eng.drive(wf(i), "save"):
+                raise AssertionError("save makes no calls")
+        return seen
+
+    sq = SqliteStore(tmp_path / "ri.db")
+    effects = run(sq)
+    bucket = [e for e in effects if getattr(e, "key", None) == "touched:0"]
+    assert bucket and all(isinstance(e, StateAdd) for e in bucket)
+    mem = MemoryStore()
+    mem_effects = run(mem)  # no state_add: the fallback reads and rewrites the list
+    assert any(isinstance(e, StatePut) and e.key == "touched:0" for e in mem_effects)
+    expected = [f"801{i:03d}" for i in range(50)]
+    assert sq.get_state("touched:0") == mem.get_state("touched:0") == expected
+    sq.close()
