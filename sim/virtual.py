@@ -293,6 +293,7 @@ def _gc_for_batch() -> Iterator[None]:
         gc.set_threshold(*old)
 
 
+@_gc_for_batch()  # a context manager as decorator: fresh thresholds per call, restored after
 def run_virtual(
     scenario: Scenario,
     profile: str | None = None,
@@ -303,19 +304,6 @@ def run_virtual(
     report: bool = True,
 ) -> RunResult:
     """Run one virtual replication; write the run folder to ``out`` when given."""
-    with _gc_for_batch():
-        return _run_virtual(scenario, profile, seed, out, progress, report=report)
-
-
-def _run_virtual(
-    scenario: Scenario,
-    profile: str | None = None,
-    seed: int | None = None,
-    out: str | Path | None = None,
-    progress: Callable[[Progress], None] | None = None,
-    *,
-    report: bool = True,
-) -> RunResult:
     scenario = resolve(scenario, profile, seed)
     wall_start_iso = now_iso()
     t0 = time.perf_counter()
