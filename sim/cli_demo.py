@@ -275,21 +275,15 @@ def _run_live_pair(sc: Scenario, folder: Path, console: Console) -> dict[str, An
 
 
 def _run_one(run: Any, sc: Scenario, profile: str, out: Path, console: Console, label: str) -> Any:
-    from sim.live import LiveError
+    from sim.cli_run import live_failures_exit
 
     with console.status(f"{label}: starting") as status:
 
         def tick(p: Any) -> None:
             status.update(f"{label}: {p.phase} · day {p.sim_s / 86400:.2f} · {p.orders} orders · {p.wall_s:.0f} s")
 
-        try:
+        with live_failures_exit(console, label):
             return run(sc, profile=profile, out=out, progress=tick)
-        except LiveError as e:
-            console.print(f"[red]{label} failed: {e}[/red]")
-            raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            console.print("[red]interrupted: every child process was stopped[/red]")
-            raise typer.Exit(130) from None
 
 
 # --------------------------------------------------------------------------------------- commands

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -91,9 +93,7 @@ def _live_runner(run: Any, console: Console, sut: str | None, port_base: int | N
     """run_live with the CLI's options, its warnings printed, its failures as a clear message (exit 1)."""
 
     def go(sc: Scenario, **kw: Any) -> Any:
-        from sim.live import LiveError
-
-        try:
+        with live_failures_exit(console, "live run"):
             return run(
                 sc,
                 sut_url=sut,
@@ -101,14 +101,23 @@ def _live_runner(run: Any, console: Console, sut: str | None, port_base: int | N
                 warn=lambda m: console.print(f"[yellow]warning: {m}[/yellow]"),
                 **kw,
             )
-        except LiveError as e:
-            console.print(f"[red]live run failed: {e}[/red]")
-            raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            console.print("[red]interrupted: every child process was stopped[/red]")
-            raise typer.Exit(130) from None
 
     return go
+
+
+@contextmanager
+def live_failures_exit(console: Console, what: str) -> Iterator[None]:
+    """A live run's failure as one red line and exit 1; Ctrl-C (its children already stopped) as 130."""
+    from sim.live import LiveError
+
+    try:
+        yield
+    except LiveError as e:
+        console.print(f"[red]{what} failed: {e}[/red]")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        console.print("[red]interrupted: every child process was stopped[/red]")
+        raise typer.Exit(130) from None
 
 
 def _replicate(args: tuple[str, dict[str, Any], int, str, bool]) -> tuple[int, dict[str, Any], list[str], str]:

@@ -30,7 +30,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,25 +236,23 @@ def execute(
         _run_dask(tasks, dask, done, connect_timeout)
         return rows
     workers = max(1, min(n, jobs or os.cpu_count() or 1))
-    if workers == 1:
-        for t in tasks:
-            try:
-                row = run_task(t)
-            except Exception as e:
-                raise task_failed(t, e) from e
-            done(row)
-        return rows
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        # chunksize 1: runs are seconds long, so per-task dispatch overhead is noise and the
-        # load balances best (variants differ a lot in run time).
-        results = pool.map(run_task, tasks, chunksize=1)
+
+    def collect(results: Iterator[dict[str, Any]]) -> list[dict[str, Any]]:
+        # Results come in task order, and a worker's exception surfaces at its task's turn.
         for t in tasks:
             try:
                 row = next(results)
             except Exception as e:
                 raise task_failed(t, e) from e
             done(row)
-    return rows
+        return rows
+
+    if workers == 1:
+        return collect(map(run_task, tasks))
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        # chunksize 1: runs are seconds long, so per-task dispatch overhead is noise and the
+        # load balances best (variants differ a lot in run time).
+        return collect(pool.map(run_task, tasks, chunksize=1))
 
 
 def task_failed(task: Task, error: BaseException) -> SweepError:
