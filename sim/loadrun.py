@@ -20,7 +20,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -29,11 +28,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from sim.procs import ProcError, free_port, signal_group, sigterm_as_interrupt, wait_http
+from sim.procs import Children, ProcError, free_port, sigterm_as_interrupt, wait_http
 from sim.scenario import Scenario, dump_scenario, load_scenario
 
 if TYPE_CHECKING:
@@ -79,69 +78,6 @@ class LoadOptions:
 
 
 # --------------------------------------------------------------------------------------- processes
-
-
-class Children:
-    """Child processes, each the leader of its own process group, so stopping one stops whatever
-    it spawned too (uvicorn workers, locust greenlets' helpers) and a Ctrl-C aimed at ``twin load``
-    is handled here, once, instead of racing through every child."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self._logs: list[IO[bytes]] = []
-
-    def start(
-        self, name: str, cmd: Sequence[str], env: dict[str, str], cwd: Path | None = None
-    ) -> subprocess.Popen[bytes]:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = (self.log_dir / f"{name}.log").open("wb")
-        self._logs.append(log)
-        p = subprocess.Popen(
-            list(cmd),
-            env=env,
-            cwd=str(cwd or REPO_ROOT),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        self.procs[name] = p
-        return p
-
-    def log_tail(self, name: str, lines: int = 15) -> str:
-        p = self.log_dir / f"{name}.log"
-        if not p.exists():
-            return ""
-        return "\n".join(p.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-
-    def stop(self, name: str, grace_s: float = 5.0) -> None:
-        p = self.procs.get(name)
-        if p is None or p.poll() is not None:
-            return
-        signal_group(p.pid, signal.SIGTERM)
-        try:
-            p.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            signal_group(p.pid, signal.SIGKILL)
-            p.wait(5)
-
-    def stop_all(self, grace_s: float = 5.0) -> None:
-        running = [(n, p) for n, p in self.procs.items() if p.poll() is None]
-        for _, p in running:
-            signal_group(p.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        for _, p in running:
-            try:
-                p.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                signal_group(p.pid, signal.SIGKILL)
-                p.wait(5)
-        for p in self.procs.values():  # a leader gone, stragglers of its group still get the news
-            signal_group(p.pid, signal.SIGKILL)
-        for log in self._logs:
-            log.close()
-        self._logs.clear()
 
 
 def wait_healthy(

@@ -96,6 +96,19 @@ class Children:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(5)
 
+    def stop(self, name: str, grace_s: float = 5.0) -> None:
+        """SIGTERM to one child's group, SIGKILL after ``grace_s``."""
+        p = self.procs.get(name)
+        if p is None or p.poll() is not None:
+            return
+        signal_group(p.pid, signal.SIGTERM)
+        try:
+            p.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            signal_group(p.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(5)
+
     def alive(self, name: str) -> bool:
         p = self.procs.get(name)
         return p is not None and p.poll() is None
