@@ -480,7 +480,7 @@ def main() -> None:
         sc = write_scenario(
             tmp / "bench.yaml",
             systems={s: lat for s in SYSTEMS},
-            webhooks={"max_attempts": 14, "backoff": 30, "timeout": 10},
+            webhooks={"max_attempts": 14, "backoff": 30, "timeout": 10, **lat},
             # Years of stock: a burst of thousands of orders would otherwise empty the shelves in
             # seconds and send nearly every order down the (shorter) backorder path, skipping WMS.
             supplier={"initial_stock_days": 3650},

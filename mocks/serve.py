@@ -113,6 +113,7 @@ def build_mock(
         now=lambda: box["core"].env.now,
         start=scenario.start,
         delay_scale=webhook_delay_scale,
+        latency=scenario.webhooks.latency.sampler(streams.py(f"webhook.{system}")),
     )
 
     def new_core() -> SystemCore:

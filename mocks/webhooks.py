@@ -130,6 +130,7 @@ class WebhookDeliverer:
         journal_size: int = 10_000,
         max_concurrency: int = 32,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        latency: Callable[[], float] | None = None,
     ) -> None:
         """``targets``: URL per event source (``{"crm": "http://127.0.0.1:8700/webhooks/crm"}``), or
         one base URL to which ``/webhooks/<source>`` is appended. ``now``: simulated time for the
@@ -144,6 +145,9 @@ class WebhookDeliverer:
         self.start = start
         self.delay_scale = delay_scale
         self._sleep = sleep
+        # Per attempt, wall seconds (not scaled like the scenario delays): a delivery's network time
+        # is real time in live mode, as API latency is; the virtual network draws the same stream.
+        self._latency = latency
         self._sem = asyncio.Semaphore(max_concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self._backlog: list[WebhookEvent] = []
@@ -284,6 +288,8 @@ class WebhookDeliverer:
         return False
 
     async def _post(self, ev: WebhookEvent, url: str, body: bytes) -> tuple[int | None, str | None]:
+        if self._latency is not None:
+            await self._sleep(self._latency())  # outside the semaphore: latency is not a slot
         headers = headers_for(ev.id, body, self.secret, occurred_at_iso(self._t(), self.start))
         timeout = self.policy.timeout
         async with self._sem:

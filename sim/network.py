@@ -22,7 +22,6 @@ malformed body). It never raises for network conditions.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -235,8 +234,7 @@ class WebhookNetwork:
     def _lat(self, system: str) -> float:
         f = self.latency.get(system)
         if f is None:
-            rng = self.streams.py(f"webhook.{system}")
-            f = self.latency[system] = lambda rng=rng: rng.lognormvariate(math.log(0.05), 0.4)
+            f = self.latency[system] = self.policy.latency.sampler(self.streams.py(f"webhook.{system}"))
         return f()
 
     def emit_for(self, system: str) -> Callable[[WebhookEvent], None]:

@@ -199,6 +199,11 @@ class WebhookPolicy(Model):
     max_attempts: int = Field(8, ge=1, le=100)
     backoff: Duration = Field(30, description="first redelivery delay; doubles each attempt")
     timeout: Duration = Field(10, gt=0)
+    latency: Distribution = Field(
+        default_factory=lambda: Lognormal(median=0.05, sigma=0.4),
+        description="seconds from an event to each delivery attempt reaching the integration (the "
+        "sender's queue and the network); wall seconds in live mode, like API latency",
+    )
 
 
 # --------------------------------------------------------------------------------------- faults
