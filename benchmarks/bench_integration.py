@@ -394,19 +394,10 @@ def mock_ceiling(seconds: float, clients: int, connections: int) -> dict[str, tu
                 time.sleep(0.1)
             twin.wait_healthy(f"{twin.urls['erp']}/_twin/health", 20)
             port = int(twin.urls["erp"].rsplit(":", 1)[1])
-            tok = httpx.post(
-                f"{twin.urls['erp']}/oauth/token",
-                data={
-                    "grant_type": "client_credentials",
-                    "client_id": "bench",
-                    "client_secret": "twin-secret",
-                    "scope": "orders",
-                },
-            ).json()["access_token"]
-            head = (
-                f"POST /api/v2/sales-orders HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-                f"Authorization: Bearer {tok}\r\nContent-Length: {len(body)}\r\n\r\n"
-            ).encode() + body
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            from bench_mock import erp_request
+
+            head = erp_request(port, body, reset=False)
             out["erp mock, create_sales_order"] = _drive_server(p.pid, port, head, seconds, clients, connections)
         finally:
             twin.close()

@@ -290,15 +290,16 @@ def _drive(pid: int, port: int, request: bytes, seconds: float, clients: int, co
     return total / wall, cpu / max(total, 1) * 1e6
 
 
-def _erp_request(port: int, body: bytes) -> bytes:
-    """A fresh token and the raw order-create request carrying it; resets the ERP first so every
-    round starts from the same stock and credit (otherwise later rounds take other code paths:
-    backorders, credit holds)."""
+def erp_request(port: int, body: bytes, reset: bool = True) -> bytes:
+    """A fresh token and the raw order-create request carrying it (bench_integration uses it too).
+    ``reset`` first, so every round starts from the same stock and credit (otherwise later rounds
+    take other code paths: backorders, credit holds)."""
     import httpx
 
     base = f"http://127.0.0.1:{port}"
-    hdr = {"X-Twin-Admin-Token": _admin_token()}
-    httpx.post(f"{base}/_twin/reset", headers=hdr).raise_for_status()
+    if reset:
+        hdr = {"X-Twin-Admin-Token": _admin_token()}
+        httpx.post(f"{base}/_twin/reset", headers=hdr).raise_for_status()
     tok = httpx.post(
         f"{base}/oauth/token",
         data={
@@ -349,7 +350,7 @@ def measure(kinds: list[str], seconds: float, clients: int, connections: int, ro
                         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
                     ).encode() + body
                 else:
-                    request = _erp_request(ports[k], body)
+                    request = erp_request(ports[k], body)
                 pid = servers[k].pid
                 assert pid is not None
                 rps, cpu = _drive(pid, ports[k], request, seconds, clients, connections)
