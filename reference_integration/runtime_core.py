@@ -134,6 +134,7 @@ class Engine:
         self.stats.workflows_started += 1
         send: Any = None
         throw: BaseException | None = None
+        store = self.store
         try:
             while True:
                 try:
@@ -147,12 +148,24 @@ class Engine:
                     )
                     return None
                 send, throw = None, None
-                # State reads dominate (the audit sweep walks its look-back): answer them first.
-                if type(eff) is StateGet:
-                    send = self.store.get_state(eff.key)
-                elif type(eff) is StateGetMany:
-                    many = getattr(self.store, "get_states", None)
-                    send = many(eff.keys) if many is not None else [self.store.get_state(k) for k in eff.keys]
+                # Exact-type tests first, by frequency (state reads, writes, calls, Now): an ``is``
+                # is far cheaper than a chain of isinstance calls. Subclasses of the effect types
+                # still reach the isinstance chain below.
+                t = type(eff)
+                if t is StateGet:
+                    send = store.get_state(eff.key)
+                elif t is StatePut:
+                    store.put_state(eff.key, eff.value)
+                elif t is Call:
+                    try:
+                        send = yield from self.run_call(eff, name)
+                    except CallFailed as e:
+                        throw = e
+                elif t is Now:
+                    send = self.now()
+                elif t is StateGetMany:
+                    many = getattr(store, "get_states", None)
+                    send = many(eff.keys) if many is not None else [store.get_state(k) for k in eff.keys]
                 elif isinstance(eff, Call):
                     try:
                         send = yield from self.run_call(eff, name)
@@ -163,17 +176,17 @@ class Engine:
                 elif isinstance(eff, Now):
                     send = self.now()
                 elif isinstance(eff, StateGet):
-                    send = self.store.get_state(eff.key)
+                    send = store.get_state(eff.key)
                 elif isinstance(eff, StatePut):
-                    self.store.put_state(eff.key, eff.value)
+                    store.put_state(eff.key, eff.value)
                 elif isinstance(eff, StateAdd):
                     # None without store support: the workflow falls back to StateGet + StatePut.
-                    add = getattr(self.store, "state_add", None)
+                    add = getattr(store, "state_add", None)
                     send = None if add is None else add(eff.key, eff.member)
                 elif isinstance(eff, Publish):
                     self.publish(eff.topic, eff.event, name)
                 elif isinstance(eff, DueOrders):
-                    index = getattr(self.store, "index", None)
+                    index = getattr(store, "index", None)
                     send = index.due(eff.start, eff.now) if index is not None else None
                 else:
                     throw = TypeError(f"workflow {name!r} yielded {eff!r}, which is not an effect")
@@ -221,30 +234,35 @@ class Engine:
 
     def run_call(self, call: Call, workflow: str = "") -> OpGen:
         """The policy stack around one Call; returns a 2xx ``Result`` or raises ``CallFailed``."""
-        g = self.guard(call.system)
+        system = call.system
+        g = self.guards.get(system) or self.guard(system)
         max_attempts = g.backoff.max_attempts
+        breaker, bulkhead, limiter = g.breaker, g.bulkhead, g.limiter
+        now = self.now
+        auth = self.needs_auth(call)
         refreshed = False
         attempt = 0
         while True:
             attempt += 1
             headers = self.headers_for(call)
             token = None
-            if self.needs_auth(call):
-                if not self.tokens[call.system].valid(self.now()):
-                    yield FetchToken(call.system)
-                token = self.tokens[call.system].token
+            if auth:
+                cache = self.tokens[system]
+                if not cache.valid(now()):
+                    yield FetchToken(system)
+                token = cache.token
                 headers["Authorization"] = f"Bearer {token}"
-            if g.limiter is not None:
-                delay = g.limiter.reserve(self.now())
+            if limiter is not None:
+                delay = limiter.reserve(now())
                 if delay > 0:
                     yield Wait(delay)
-            if g.bulkhead is not None:
-                yield Acquire(call.system, g.bulkhead)
+            if bulkhead is not None:
+                yield Acquire(system, bulkhead)
             try:
-                t0 = self.now()
-                if g.breaker is not None and not g.breaker.allow(t0):
+                t0 = now()
+                if breaker is not None and not breaker.allow(t0):
                     exc: CallFailed | None = BreakerOpen(
-                        call.system, call.operation, retry_after=g.breaker.retry_in(t0), attempts=attempt
+                        system, call.operation, retry_after=breaker.retry_in(t0), attempts=attempt
                     )
                     self._record(call, workflow, attempt, t0, t0, None, exc, headers)
                     if attempt >= max_attempts:
@@ -252,45 +270,45 @@ class Engine:
                     # Retry sits outside the breaker (as in resilience4j's default order): nothing is
                     # sent while it is open, and the call waits for half-open within its retry budget
                     # rather than being dead-lettered on the spot. Jitter spreads the probes.
-                    self.stats.retries[call.system] += 1
+                    self.stats.retries[system] += 1
                     res = None
                 else:
                     res = yield Send(call, headers, attempt, g.policies.timeout)
-                t1 = self.now()
+                t1 = now()
             finally:
-                if g.bulkhead is not None:
-                    waiter = g.bulkhead.release()
+                if bulkhead is not None:
+                    waiter = bulkhead.release()
                     if waiter is not None:
-                        self.wake(waiter, g.bulkhead)
+                        self.wake(waiter, bulkhead)
             if res is None:  # refused by the open breaker, slot released: wait for half-open
-                assert g.breaker is not None
-                yield Wait(max(g.breaker.retry_in(self.now()), g.backoff.next_delay(attempt - 1)))
+                assert breaker is not None
+                yield Wait(max(breaker.retry_in(now()), g.backoff.next_delay(attempt - 1)))
                 continue
-            if isinstance(res, CallFailed):
-                exc, status = res, res.status
-            else:
+            if type(res) is Result or not isinstance(res, CallFailed):
                 status = res.status
-                exc = (
-                    None if status < 400 else from_response(call.system, call.operation, status, res.body, res.headers)
-                )
+                exc = None if status < 400 else from_response(system, call.operation, status, res.body, res.headers)
+            else:
+                exc, status = res, res.status
             self._record(call, workflow, attempt, t0, t1, status, exc, headers)
-            if g.breaker is not None:
+            if breaker is not None:
                 if breaker_failure(exc):
-                    g.breaker.record_failure(t1)
+                    breaker.record_failure(t1)
                 else:
-                    g.breaker.record_success(t1)
+                    breaker.record_success(t1)
             if exc is None:
-                if type(res) is Result:  # dataclasses.replace costs ~10x a plain construction
-                    return Result(res.status, res.body, res.headers, attempt)
+                if type(res) is Result:
+                    # The transport's own fresh Result says attempts=1 already on a first attempt;
+                    # otherwise a plain construction (dataclasses.replace costs ~10x).
+                    return res if res.attempts == attempt else Result(res.status, res.body, res.headers, attempt)
                 return replace(res, attempts=attempt)
             if status == 401 and token is not None and not refreshed:
                 # Expired or revoked token: refresh once, immediately, without spending a retry.
-                self.tokens[call.system].invalidate(token)
+                self.tokens[system].invalidate(token)
                 refreshed = True
                 max_attempts += 1
                 continue
             if should_retry(exc, attempt, max_attempts):
-                self.stats.retries[call.system] += 1
+                self.stats.retries[system] += 1
                 yield Wait(g.backoff.next_delay(attempt - 1, exc.retry_after))
                 continue
             exc.attempts = attempt

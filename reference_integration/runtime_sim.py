@@ -70,23 +70,42 @@ class SimRuntime(RuntimeView):
 
     # ------------------------------------------------------------------------------ ops
 
+    @property
+    def transport(self) -> Transport:
+        return self._transport
+
+    @transport.setter
+    def transport(self, transport: Transport) -> None:
+        # Looked up once, not per attempt (see ``_send``).
+        self._transport = transport
+        self._inline = getattr(transport, "send_within_deadline", None)
+
     def _exec(self, gen: OpGen) -> Generator[simpy.Event, Any, Any]:
         send: Any = None
         throw: BaseException | None = None
+        env = self.env
         while True:
             try:
                 op = gen.throw(throw) if throw is not None else gen.send(send)
             except StopIteration as stop:
                 return stop.value
             send, throw = None, None
-            if isinstance(op, Send):
-                send = yield from self._send(op)
-            elif isinstance(op, Wait):
+            t = type(op)  # exact types first: the ops are final dataclasses
+            if t is Send or isinstance(op, Send):
+                inline = self._inline
+                if inline is not None:
+                    # The simulated network answers by the deadline itself (a CallTimeout at the
+                    # latest, the server finishing on its own): run it in this process, one SimPy
+                    # event per attempt instead of a process, a timer and a condition.
+                    send = yield from inline(op.call, op.headers, op.timeout_s)
+                else:
+                    send = yield from self._send(op)
+            elif t is Wait or isinstance(op, Wait):
                 if op.seconds > 0:
-                    yield self.env.timeout(op.seconds)
-            elif isinstance(op, Acquire):
+                    yield env.timeout(op.seconds)
+            elif t is Acquire or isinstance(op, Acquire):
                 if not op.bulkhead.try_acquire():
-                    ev = self.env.event()
+                    ev = env.event()
                     op.bulkhead.enqueue(ev)
                     yield ev  # the slot is handed over by release() -> _wake
             elif isinstance(op, FetchToken):
@@ -112,11 +131,8 @@ class SimRuntime(RuntimeView):
             return e
 
     def _send(self, op: Send) -> Generator[simpy.Event, Any, Result | CallFailed]:
-        inline = getattr(self.transport, "send_within_deadline", None)
-        if inline is not None:
-            # The simulated network answers by the deadline itself (a CallTimeout at the latest, the
-            # server finishing on its own): run it in this process, one SimPy event per attempt
-            # instead of a process, a timer and a condition.
+        inline = self._inline
+        if inline is not None:  # see ``_exec``
             return (yield from inline(op.call, op.headers, op.timeout_s))
         proc = self.env.process(self._attempt(op))
         timer = self.env.timeout(op.timeout_s)

@@ -37,6 +37,8 @@ from sim.scenario import Scenario, WebhookPolicy
 
 SimGen = Generator[simpy.Event, Any, Any]
 Dispatch = Callable[[dict[str, Any]], bool | None]
+_LOWER: dict[str, str] = {}  # header name -> lower case (a handful of distinct names)
+_OK = Action.ok
 
 
 def _result(resp: Response) -> Result:
@@ -83,7 +85,14 @@ class SimNetwork:
     # ----------------------------------------------------------------- requests
 
     def request(self, call: Call, headers: Mapping[str, str]) -> Request:
-        h = {k.lower(): str(v) for k, v in headers.items()}
+        lower = _LOWER
+        h = {}
+        for k, v in headers.items():
+            # The interpreter's header names recur on every call: lower-case them once.
+            name = lower.get(k)
+            if name is None:
+                name = lower[k] = k.lower()
+            h[name] = v if type(v) is str else str(v)
         if call.idempotency_key and "idempotency-key" not in h:
             h["idempotency-key"] = call.idempotency_key
         if call.correlation_id and "x-correlation-id" not in h:
@@ -93,7 +102,8 @@ class SimNetwork:
             auth = h.get("authorization", "")
             client = "token:" + auth[7:][:16] if auth.lower().startswith("bearer ") else "integration"
         body = copy.deepcopy(call.payload) if self.copy_bodies else call.payload
-        return Request(call.operation, body, {k: str(v) for k, v in call.params.items()}, h, client)
+        params = call.params
+        return Request(call.operation, body, {k: str(v) for k, v in params.items()} if params else {}, h, client)
 
     def decide(self, system: str, gw: Any, req: Request) -> Decision:
         decide = getattr(gw, "decide", None)
@@ -124,16 +134,17 @@ class SimNetwork:
         d = self.decide(system, gw, req)
         deadline = env.now + timeout_s
         lat = max(0.0, d.latency_s)
+        action = d.action
 
-        if not d.processes:
-            if d.action in (Action.error, Action.rate_limited):
+        if action is not _OK and not d.processes:
+            if action in (Action.error, Action.rate_limited):
                 if lat >= timeout_s:
                     yield env.timeout(timeout_s)
                     return self._timeout(system, op)
                 yield env.timeout(lat)
                 return _result(fault_response(d))
             # timeout / reset before commit: nothing reaches the core
-            if d.action is Action.reset and lat < timeout_s:
+            if action is Action.reset and lat < timeout_s:
                 yield env.timeout(lat)
                 self.stats.resets += 1
                 return ConnectionFailed(system, op, reason="connection_reset")
@@ -141,8 +152,8 @@ class SimNetwork:
             return self._timeout(system, op)
 
         adm = gw.admit(req)
-        answered_at = lat + (d.hang_s if d.action is Action.dribble else 0.0)
-        client_gives_up = d.action is Action.timeout or answered_at > timeout_s
+        answered_at = lat + (d.hang_s if action is Action.dribble else 0.0)
+        client_gives_up = action is Action.timeout or answered_at > timeout_s
         if client_gives_up:
             if lat > timeout_s:
                 # The server keeps going after the client hung up: schedule the commit at arrival.
@@ -157,18 +168,19 @@ class SimNetwork:
             return self._timeout(system, op)
 
         yield env.timeout(lat)
-        resp = self._execute(gw, adm)
-        if d.action is Action.reset:
-            self.stats.resets += 1
-            return ConnectionFailed(system, op, reason="connection_reset")
-        if d.action is Action.truncate:
-            self.stats.truncated += 1
-            return MalformedResponse(system, op, resp.status, reason="truncated_body")
-        if d.action is Action.dribble and d.hang_s > 0:
-            yield env.timeout(d.hang_s)
+        resp = adm if isinstance(adm, Response) else gw.execute(adm)  # as ``_execute``
+        if action is not _OK:
+            if action is Action.reset:
+                self.stats.resets += 1
+                return ConnectionFailed(system, op, reason="connection_reset")
+            if action is Action.truncate:
+                self.stats.truncated += 1
+                return MalformedResponse(system, op, resp.status, reason="truncated_body")
+            if action is Action.dribble and d.hang_s > 0:
+                yield env.timeout(d.hang_s)
         if self.copy_bodies and resp.body is not None:
             return Result(resp.status, copy.deepcopy(resp.body), dict(resp.headers))
-        return _result(resp)
+        return Result(resp.status, resp.body, dict(resp.headers))  # as ``_result``
 
     # ``SimRuntime`` runs this inline in the workflow's process: ``send`` always answers by
     # ``timeout_s`` (at the deadline with a CallTimeout when the server is slower).
