@@ -93,11 +93,19 @@ class Gateway:
         fe = self.fault_engine
         if fe is None:
             return _NO_FAULTS
-        return fe.decide(req.op, req.client_id, self.core.env.now, self.in_flight, self.api_now())
+        now = self.core.env.now
+        # ``api_now()`` inlined (once per request)
+        if self._api_time is not None:
+            api_now = self._api_time()
+        elif self.clock is not None:
+            api_now = self.clock.wall_now()
+        else:
+            api_now = now
+        return fe.decide(req.op, req.client_id, now, self.in_flight, api_now)
 
     def admit(self, req: Request) -> Admitted | Response:
         route = self.core.routes.get(req.op)
-        key = req.idempotency_key
+        key = req.headers.get("idempotency-key")  # ``req.idempotency_key``
         if route is None or not route.mutating or key is None or self.idempotency == "ignore":
             self.in_flight += 1
             return Admitted(req, None)
@@ -109,12 +117,13 @@ class Gateway:
 
     def execute(self, adm: Admitted) -> Response:
         self.in_flight -= 1
-        resp = self.core.handle(adm.req)
+        req = adm.req
+        resp = self.core.handle(req)
         if adm.key is not None:
-            self.store.complete(adm.req.client_id, adm.key, resp)
+            self.store.complete(req.client_id, adm.key, resp)
         fe = self.fault_engine
         if fe is not None and fe.has_drift and resp.body is not None:
-            resp = Response(resp.status, fe.drift(adm.req.op, resp.body, self.core.env.now), resp.headers)
+            resp = Response(resp.status, fe.drift(req.op, resp.body, self.core.env.now), resp.headers)
         return resp
 
     def fail(self, adm: Admitted) -> None:

@@ -52,9 +52,10 @@ class Histogram:
             self.counts = [0] * len(self.buckets)
 
     def observe(self, v: float) -> None:
+        counts = self.counts
         i = bisect.bisect_left(self.buckets, v)
-        if i < len(self.counts):
-            self.counts[i] += 1
+        if i < len(counts):
+            counts[i] += 1
         self.total += v
         self.n += 1
 
@@ -79,11 +80,16 @@ class RuntimeStats:
 
     def record(self, rec: CallRecord) -> None:
         self.calls.append(rec)
-        self.attempts[rec.system] += 1
-        if rec.outcome != "ok":
-            self.failures[rec.system] += 1
-        if rec.outcome != "breaker_open":
-            self.latency.setdefault(rec.system, Histogram()).observe(rec.latency_s)
+        system, outcome = rec.system, rec.outcome
+        self.attempts[system] += 1
+        if outcome != "ok":
+            self.failures[system] += 1
+            if outcome == "breaker_open":
+                return
+        h = self.latency.get(system)
+        if h is None:  # not ``setdefault``: that built a Histogram per call only to drop it
+            h = self.latency[system] = Histogram()
+        h.observe(rec.latency_s)
 
 
 def _fmt(v: float) -> str:

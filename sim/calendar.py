@@ -35,9 +35,15 @@ class Calendar:
     # Seconds from 1970-01-01 to start on the local (start-offset) wall clock; cached because the
     # world asks for hours and weekdays per event.
     _local_epoch_s: float = field(init=False, repr=False, compare=False)
+    # The start in UTC when its offset is fixed (a ``datetime.timezone``, as ``parse_start`` gives):
+    # then start + dt in UTC is utc_start + dt, and the ``Z`` formats skip a conversion per call.
+    # None for a zone with rules (DST), where only the start's own arithmetic is right.
+    _utc_start: datetime | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_local_epoch_s", (self.start.replace(tzinfo=None) - _EPOCH).total_seconds())
+        fixed = isinstance(self.start.tzinfo, timezone)
+        object.__setattr__(self, "_utc_start", self.start.astimezone(UTC).replace(tzinfo=None) if fixed else None)
 
     @classmethod
     def of(cls, start: str | datetime) -> Calendar:
@@ -132,12 +138,18 @@ class Calendar:
     # -- dialect formats ------------------------------------------------------------------------
     def iso_z(self, t: float) -> str:
         """CRM: ``2026-07-06T09:30:00.000Z`` (UTC, milliseconds)."""
+        if self._utc_start is not None:
+            utc = self._utc_start + timedelta(seconds=float(t))
+            if utc.year >= 1000:  # isoformat pads the year to 4 digits, strftime's %Y does not
+                # isoformat truncates to milliseconds exactly as ``microsecond // 1000``, at half the cost
+                return utc.isoformat(timespec="milliseconds") + "Z"
         dt = self.to_datetime(t).astimezone(UTC)
         return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
     def iso_date(self, t: float) -> str:
         """CRM dates: ``2026-07-06`` (local business date)."""
-        return self.to_datetime(t).strftime("%Y-%m-%d")
+        d = self.to_datetime(t)
+        return d.date().isoformat() if d.year >= 1000 else d.strftime("%Y-%m-%d")
 
     def yyyymmdd(self, t: float) -> str:
         """ERP dates: ``20260706`` (local business date)."""

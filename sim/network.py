@@ -22,8 +22,10 @@ malformed body). It never raises for network conditions.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import simpy
@@ -206,12 +208,28 @@ class SimNetwork:
 
 def envelope(ev: WebhookEvent, start: str | None = None, data: Any = None) -> dict[str, Any]:
     """The webhook envelope of docs/internals.md, as the live sender builds it (``occurred_at`` ISO
-    8601 from the scenario start)."""
-    from mocks.webhooks import envelope as live_envelope
+    8601 from the scenario start): ``mocks.webhooks.envelope``, with the start parsed once per
+    run instead of per event (``tests/test_network.py`` holds the two equal)."""
+    from mocks.webhooks import DEFAULT_START
 
-    if start is None:
-        return live_envelope(ev, data=data)
-    return live_envelope(ev, start, data)
+    return {
+        "id": ev.id,
+        "type": ev.type,
+        "source": ev.source,
+        "occurred_at": _occurred_at(ev.occurred_at, DEFAULT_START if start is None else start),
+        "data": ev.data if data is None else data,
+    }
+
+
+@functools.lru_cache(maxsize=8)
+def _naive_start(start: str) -> datetime:
+    return datetime.fromisoformat(start).replace(tzinfo=None)
+
+
+def _occurred_at(t: float, start: str) -> str:
+    # = mocks.webhooks.occurred_at_iso: wall-clock arithmetic on the start as written, then "Z"
+    # (an aware start + timedelta is naive arithmetic, so dropping the offset first is the same).
+    return (_naive_start(start) + timedelta(seconds=t)).isoformat(timespec="milliseconds") + "Z"
 
 
 class WebhookNetwork:

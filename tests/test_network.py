@@ -171,3 +171,16 @@ def test_webhook_not_accepted_is_retried_with_backoff():
     env.run()
     times = [t for t, _ in got]
     assert len(times) == 3 and 30 < times[1] < 31 and 90 < times[2] < 92
+
+
+def test_virtual_envelope_equals_the_live_one() -> None:
+    from mocks.core.base import WebhookEvent
+    from mocks.webhooks import envelope as live
+    from sim.network import envelope
+
+    for start in (None, "2026-07-06T00:00:00", "2026-07-06T00:00:00-05:00", "2025-12-31T23:59:59.5+02:00"):
+        for t in (0.0, 0.0004, 0.0005, 59.9996, 90061.5, 86400.0 * 400 + 0.123456, 1e7 / 3):
+            ev = WebhookEvent("crm-evt-00000001", "order.submitted", "crm", t, {"Id": "801"})
+            want = live(ev, data={"x": 1}) if start is None else live(ev, start, {"x": 1})
+            assert envelope(ev, start, {"x": 1}) == want
+            assert envelope(ev, start) == (live(ev) if start is None else live(ev, start))

@@ -32,6 +32,7 @@ SCOPES = ("orders", "pricing", "credit")
 PRICE_TOLERANCE = 0.01  # relative difference tolerated between the caller's and the ERP's price
 
 _SO = "/api/v2/sales-orders"
+_CHALLENGE = {"www-authenticate": 'Bearer realm="erp"'}  # copied into each 401's own headers
 
 
 @dataclass(slots=True)
@@ -178,16 +179,16 @@ class ErpCore(DomainCore):
     def authorize(self, headers: dict[str, str], scope: str) -> Response | None:
         """None when the bearer token is valid and grants ``scope``; else the 401/403 answer."""
         auth = headers.get("authorization", "")
-        challenge = {"www-authenticate": 'Bearer realm="erp"'}
-        if not auth.lower().startswith("bearer ") or not auth[7:].strip():
+        value = auth[7:].strip()
+        if not value or not auth[:7].lower() == "bearer ":
             r = error(401, "invalid_token", "missing bearer token", "Authorization")
-            r.headers.update(challenge)
+            r.headers.update(_CHALLENGE)
             return r
-        tok = self._tokens.get(auth[7:].strip())
+        tok = self._tokens.get(value)
         if tok is None or self.env.now >= tok.expires_t:
             why = "unknown access token" if tok is None else "access token expired"
             r = error(401, "invalid_token", why, "Authorization")
-            r.headers.update(challenge)
+            r.headers.update(_CHALLENGE)
             return r
         if scope not in tok.scopes:
             return error(403, "insufficient_scope", f"this operation needs scope {scope!r}", "scope")
