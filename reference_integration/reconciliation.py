@@ -61,6 +61,9 @@ PARKED_REAUDIT_S = 24 * 3600.0  # waiting on something slow (stock, credit, peop
 REAUDIT_S = 6 * 3600.0
 MAX_REAUDIT_S = 2 * 86400.0
 _PARKED = frozenset({OrderStatus.BACKORDERED.value, OrderStatus.CREDIT_HOLD.value, OrderStatus.EXCEPTION.value})
+# Enum ``.value`` is a descriptor call; the index reads these on every state write.
+_EXCEPTION = OrderStatus.EXCEPTION.value
+_SHIPPED = OrderStatus.SHIPPED.value
 
 
 def sweep(ctx: WorkflowContext, since: float | None = None) -> Workflow:
@@ -139,7 +142,7 @@ def _visit(
         return False
     if st.get("audited") is not None and now - st["audited"] < _reaudit_after(st):
         return False
-    if st.get("status") == OrderStatus.EXCEPTION.value and not st.get("erp_order"):
+    if st.get("status") == _EXCEPTION and not st.get("erp_order"):
         return False  # stopped before the ERP (mapping, validation): for people, not for a sweep
     try:
         counts["repairs"] += yield from audit_order(ctx, crm_id, check_crm=st.get("audited") is None)
@@ -159,7 +162,7 @@ def due_at(st: Mapping[str, Any]) -> float:
     ``_visit`` (inf: never, until its state changes). A hair early (``_SLACK``): ``a - b < c`` and
     ``a < b + c`` may round differently, and the walk applies the exact test anyway."""
     touched = st.get("touched")
-    if touched is None or (st.get("status") == OrderStatus.EXCEPTION.value and not st.get("erp_order")):
+    if touched is None or (st.get("status") == _EXCEPTION and not st.get("erp_order")):
         return math.inf
     due = touched + quiet_after(st)
     audited = st.get("audited")
@@ -294,7 +297,7 @@ def quiet_after(st: Mapping[str, Any]) -> float:
     status = st.get("status")
     if status in _PARKED:
         return PARKED_REAUDIT_S
-    if status == OrderStatus.SHIPPED.value:
+    if status == _SHIPPED:
         return AWAIT_DELIVERY_S
     if st.get("tracking_number"):
         return AWAIT_PICKUP_S

@@ -210,13 +210,15 @@ def envelope(ev: WebhookEvent, start: str | None = None, data: Any = None) -> di
     """The webhook envelope of docs/internals.md, as the live sender builds it (``occurred_at`` ISO
     8601 from the scenario start): ``mocks.webhooks.envelope``, with the start parsed once per
     run instead of per event (``tests/test_network.py`` holds the two equal)."""
-    from mocks.webhooks import DEFAULT_START
+    if start is None:
+        from mocks.webhooks import DEFAULT_START  # lazily: mocks.webhooks imports httpx
 
+        start = DEFAULT_START
     return {
         "id": ev.id,
         "type": ev.type,
         "source": ev.source,
-        "occurred_at": _occurred_at(ev.occurred_at, DEFAULT_START if start is None else start),
+        "occurred_at": _occurred_at(ev.occurred_at, start),
         "data": ev.data if data is None else data,
     }
 
@@ -229,7 +231,16 @@ def _naive_start(start: str) -> datetime:
 def _occurred_at(t: float, start: str) -> str:
     # = mocks.webhooks.occurred_at_iso: wall-clock arithmetic on the start as written, then "Z"
     # (an aware start + timedelta is naive arithmetic, so dropping the offset first is the same).
-    return (_naive_start(start) + timedelta(seconds=t)).isoformat(timespec="milliseconds") + "Z"
+    # Events come in bursts at one instant (a pickup scans every parcel): remember the last one.
+    last = _LAST_OCCURRED
+    if last[0] == t and last[1] == start:
+        return last[2]
+    text = (_naive_start(start) + timedelta(seconds=t)).isoformat(timespec="milliseconds") + "Z"
+    last[:] = (t, start, text)
+    return text
+
+
+_LAST_OCCURRED: list[Any] = [None, None, ""]
 
 
 class WebhookNetwork:
