@@ -163,6 +163,10 @@ class Engine:
                         throw = e
                 elif t is Now:
                     send = self.now()
+                elif t is StateAdd:
+                    # None without store support: the workflow falls back to StateGet + StatePut.
+                    add = getattr(store, "state_add", None)
+                    send = None if add is None else add(eff.key, eff.member)
                 elif t is StateGetMany:
                     many = getattr(store, "get_states", None)
                     send = many(eff.keys) if many is not None else [store.get_state(k) for k in eff.keys]

@@ -109,8 +109,9 @@ def save(st: dict[str, Any]) -> Gen:
     key = state_key(st["crm_id"])
     stored = yield StateGet(key)
     if stored:
+        get = st.get
         for k, v in stored.items():
-            if st.get(k) is None:
+            if get(k) is None:
                 st[k] = v
         if stored.get("status") and st.get("status") != stored["status"]:
             if not OrderStatus(st["status"]).advances_from(stored["status"]):
