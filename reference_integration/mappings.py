@@ -76,6 +76,8 @@ def _iso_date(v: Any, path: str) -> dt.date:
 
 
 def erp_date(d: dt.date) -> str:
+    if d.year >= 1000:  # strftime's %Y does not pad earlier years
+        return f"{d.year}{d.month:02d}{d.day:02d}"
     return d.strftime("%Y%m%d")
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Generator, Mapping
-from itertools import chain
+from itertools import chain, filterfalse
 from typing import Any
 
 from reference_integration import mappings as m
@@ -92,7 +92,7 @@ def sweep(ctx: WorkflowContext, since: float | None = None) -> Workflow:
         for b in done_hours:
             key = f"touched:{b}"
             current = (yield StateGet(key)) or []
-            yield StatePut(key, [c for c in current if c not in gone])
+            yield StatePut(key, list(filterfalse(gone.__contains__, current)))
         yield Publish("metrics", counts)
         return counts
     else:

@@ -39,11 +39,14 @@ class Calendar:
     # then start + dt in UTC is utc_start + dt, and the ``Z`` formats skip a conversion per call.
     # None for a zone with rules (DST), where only the start's own arithmetic is right.
     _utc_start: datetime | None = field(init=False, repr=False, compare=False)
+    # iso_z by time: a CRM order's created/modified times are rendered on every read of it.
+    _iso_z: dict[float, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_local_epoch_s", (self.start.replace(tzinfo=None) - _EPOCH).total_seconds())
         fixed = isinstance(self.start.tzinfo, timezone)
         object.__setattr__(self, "_utc_start", self.start.astimezone(UTC).replace(tzinfo=None) if fixed else None)
+        object.__setattr__(self, "_iso_z", {})
 
     @classmethod
     def of(cls, start: str | datetime) -> Calendar:
@@ -138,13 +141,21 @@ class Calendar:
     # -- dialect formats ------------------------------------------------------------------------
     def iso_z(self, t: float) -> str:
         """CRM: ``2026-07-06T09:30:00.000Z`` (UTC, milliseconds)."""
-        if self._utc_start is not None:
-            utc = self._utc_start + timedelta(seconds=float(t))
-            if utc.year >= 1000:  # isoformat pads the year to 4 digits, strftime's %Y does not
-                # isoformat truncates to milliseconds exactly as ``microsecond // 1000``, at half the cost
-                return utc.isoformat(timespec="milliseconds") + "Z"
-        dt = self.to_datetime(t).astimezone(UTC)
-        return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+        memo = self._iso_z
+        text = memo.get(t)
+        if text is not None:
+            return text
+        if self._utc_start is not None and (utc := self._utc_start + timedelta(seconds=float(t))).year >= 1000:
+            # isoformat truncates to milliseconds exactly as ``microsecond // 1000``, at half the
+            # cost of strftime (whose %Y, unlike isoformat, does not pad years before 1000)
+            text = utc.isoformat(timespec="milliseconds") + "Z"
+        else:
+            dt = self.to_datetime(t).astimezone(UTC)
+            text = dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+        if len(memo) >= 4096:
+            memo.clear()  # bounded; the recent times are what recur
+        memo[t] = text
+        return text
 
     def iso_date(self, t: float) -> str:
         """CRM dates: ``2026-07-06`` (local business date)."""
