@@ -51,19 +51,22 @@ from reference_integration.policies import (
 )
 from reference_integration.store import MemoryStore, Store
 
+# The ops are treated as immutable, but not frozen: one or two are built per call, and a frozen
+# dataclass costs ~2x to construct (as ``mocks.faults.Decision``).
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True)
 class Wait:
     seconds: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Acquire:
     system: str
     bulkhead: Bulkhead
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Send:
     call: Call
     headers: dict[str, str]
@@ -71,7 +74,7 @@ class Send:
     timeout_s: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FetchToken:
     system: str
 
