@@ -39,7 +39,7 @@ from sim.scenario import Scenario, WebhookPolicy
 
 SimGen = Generator[simpy.Event, Any, Any]
 Dispatch = Callable[[dict[str, Any]], bool | None]
-_LOWER: dict[str, str] = {}  # header name -> lower case (a handful of distinct names)
+_LOWER: dict[tuple[str, ...], tuple[str, ...]] = {}  # header names -> lower case (a handful of sets)
 _OK = Action.ok
 
 
@@ -87,14 +87,13 @@ class SimNetwork:
     # ----------------------------------------------------------------- requests
 
     def request(self, call: Call, headers: Mapping[str, str]) -> Request:
-        lower = _LOWER
-        h = {}
-        for k, v in headers.items():
-            # The interpreter's header names recur on every call: lower-case them once.
-            name = lower.get(k)
-            if name is None:
-                name = lower[k] = k.lower()
-            h[name] = v if type(v) is str else str(v)
+        # The interpreter sends the same few header names on every call: lower-case each set of
+        # names once, then pair them with the values in C (a later duplicate name wins, as before).
+        names = tuple(headers)
+        lower = _LOWER.get(names)
+        if lower is None:
+            lower = _LOWER[names] = tuple(k.lower() for k in names)
+        h = dict(zip(lower, map(str, headers.values()), strict=True))
         if call.idempotency_key and "idempotency-key" not in h:
             h["idempotency-key"] = call.idempotency_key
         if call.correlation_id and "x-correlation-id" not in h:
