@@ -41,7 +41,7 @@ def _jsonable(v: Any) -> Any:
 
 def required(data: Mapping[str, Any], key: str, path: str) -> Any:
     """A required field; absent or null means the sender broke the contract."""
-    if not isinstance(data, Mapping):
+    if type(data) is not dict and not isinstance(data, Mapping):  # an ABC check costs ~10x the ``is``
         raise MappingError(path.rsplit(".", 1)[0] or path, data, "not an object")
     v = data.get(key)
     if v is None or v == "":
@@ -222,7 +222,7 @@ def crm_order_to_canonical(data: Mapping[str, Any], products: Mapping[str, Produ
     lines: list[OrderLine] = []
     for i, it in enumerate(items):
         path = f"OrderItems.{i}"
-        if not isinstance(it, Mapping):
+        if type(it) is not dict and not isinstance(it, Mapping):
             raise MappingError(path, it, "not an object")
         sku = _str(it, "ProductCode", f"{path}.ProductCode")
         qty = _number(required(it, "Quantity", f"{path}.Quantity"), f"{path}.Quantity")

@@ -415,7 +415,7 @@ def workflow_name(event: Mapping[str, Any]) -> str | None:
 def crm_id_of(event: Mapping[str, Any]) -> str | None:
     """The correlation id of an event: the CRM order id, wherever its dialect carries it."""
     data = event.get("data")
-    if not isinstance(data, Mapping):
+    if type(data) is not dict and not isinstance(data, Mapping):  # an ABC check costs ~10x the ``is``
         return None
     for k in ("Id", "ExtRef", "client_reference", "shipperReference"):
         if isinstance(data.get(k), str):
