@@ -26,6 +26,8 @@ from sim.masterdata import Address, Customer, salesforce_id
 from sim.rng import derive_seed
 
 _API = "/services/data/v60.0/sobjects"
+# The fields of an order update that ``order.updated`` tracks (Status and the reason have their own)
+_UPDATE_FIELDS = tuple(f for f in s.OrderUpdate.model_fields if f not in ("Status", "StatusReason__c"))
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 CONTACTS_PER_ACCOUNT = 2
 _FIRST = ("Alex", "Sam", "Jordan", "Taylor", "Morgan", "Casey", "Jamie", "Riley", "Drew", "Avery", "Pat", "Chris")
@@ -286,11 +288,9 @@ class CrmCore(DomainCore):
         if isinstance(body, Response):
             return body
         o.modified_t = self.env.now
-        changed = {
-            k: v
-            for k, v in body.model_dump(exclude_none=True, exclude={"Status"}).items()
-            if o.fields.get(k) != v and k != "StatusReason__c"
-        }
+        # = model_dump(exclude_none=True) of the other fields, read directly (plain str fields, no
+        # serializers or extras: the same values without building the dump per update)
+        changed = {k: v for k in _UPDATE_FIELDS if (v := getattr(body, k)) is not None and o.fields.get(k) != v}
         if body.StatusReason__c is not None:
             o.fields["StatusReason__c"] = body.StatusReason__c
         if changed:
