@@ -102,7 +102,13 @@ def events_frame(entries: Iterable[Any] | pd.DataFrame) -> pd.DataFrame:
 
 
 def calls_frame(calls: Iterable[Any]) -> pd.DataFrame:
-    """Integration call records (dicts or dataclasses) -> calls.parquet table, flat and typed."""
+    """Integration call records (dicts or dataclasses, or a ``metrics.CallTable``) -> calls.parquet
+    table, flat and typed."""
+    column = getattr(calls, "column", None)
+    if column is not None and len(calls):  # type: ignore[arg-type]
+        # A CallTable: one column at a time, each the list of the values recorded (so pandas infers
+        # exactly what it would from the records), converted and dropped before the next.
+        return _json_cells(pd.DataFrame({k: pd.Series(column(k)) for k in calls.columns}))  # type: ignore[attr-defined]
     calls = list(calls)
     kind = type(calls[0]) if calls else None
     names = tuple(getattr(kind, "__dataclass_fields__", ()))
