@@ -23,6 +23,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -99,6 +100,42 @@ def events_frame(entries: Iterable[Any] | pd.DataFrame) -> pd.DataFrame:
     enc = json.JSONEncoder(sort_keys=True, default=str).encode  # one encoder, not one per entry
     df["data"] = [enc(d or {}) if not isinstance(d, str) else d for d in df["data"]]
     return df
+
+
+def ledgers_events_frame(ledgers: Sequence[Any]) -> pd.DataFrame | None:
+    """``events_frame(entries_frame(every entry of every ledger))``, read from the ledgers' columns
+    (``mocks.ledger.Ledger.column``) one column at a time: no ``Entry`` or ``data`` dict for the
+    whole run at once, and each column's lists dropped before the next is built. Every column is
+    the list the entry path would have given (so pandas infers the same dtypes), in the order of
+    the same (t, system, seq) sort. None when a ledger cannot be read this way (no columns, a time
+    that is not a float) or there is no entry at all: use the entry path then."""
+    times = [getattr(led, "times", lambda: None)() for led in ledgers]
+    if not ledgers or any(t is None for t in times):
+        return None
+    lens = [len(led) for led in ledgers]
+    if not sum(lens):
+        return None
+    t = np.concatenate([np.frombuffer(x, dtype=np.float64) for x in times])  # type: ignore[arg-type]
+    seq = np.concatenate(
+        [np.arange(led.first_seq, led.first_seq + n, dtype=np.int64) for led, n in zip(ledgers, lens, strict=True)]
+    )
+    names = sorted({led.system for led in ledgers})
+    rank = np.repeat(np.array([names.index(led.system) for led in ledgers], dtype=np.int64), lens)
+    order = np.lexsort((seq, rank, t))  # stable, like the entry path's sort_values(kind="stable")
+    del rank
+
+    def take(parts: list[list[Any]]) -> pd.Series:
+        col = np.fromiter((x for part in parts for x in part), dtype=object, count=len(order))
+        return pd.Series(col[order].tolist())
+
+    enc = json.JSONEncoder(sort_keys=True, default=str).encode  # as events_frame encodes
+    cols: dict[str, Any] = {"seq": pd.Series(seq[order]), "t": pd.Series(t[order])}
+    del seq, t
+    cols["system"] = take([[led.system] * n for led, n in zip(ledgers, lens, strict=True)])
+    for name in ("kind", "entity", "ref", "correlation_id", "idempotency_key"):
+        cols[name] = take([led.column(name) for led in ledgers])
+    cols["data"] = take([led.column("data", enc) for led in ledgers])
+    return pd.DataFrame(cols)
 
 
 def calls_frame(calls: Iterable[Any]) -> pd.DataFrame:
