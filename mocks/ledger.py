@@ -20,7 +20,7 @@ Entry kinds used across the mocks (``<entity>.<verb>``), the ones reconciliation
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -207,28 +207,39 @@ class Ledger:
                 if i >= h:
                     out[i - h] = v
             return out
-        shapes, shape, at, values = self._shapes, self._shape, self._at, self._values
+        shapes, values = self._shapes, self._values
+        shape, at = self._shape[h:], self._at[h:]
         if name == "kind":
-            return [shapes[shape[i]][0] for i in range(h, n)]
+            kinds = [k for k, _, _ in shapes]
+            return [kinds[c] for c in shape]
         if name == "entity":
-            return [values[at[i]] for i in range(h, n)]
+            return [values[a] for a in at]
         bit = {"ref": _REF, "correlation_id": _CORR, "idempotency_key": _IDEM}.get(name)
         if bit is not None:
-            before = bit - 1  # the lower id bits: how many ids sit between the entity and this one
-            col: list[Any] = []
-            for i in range(h, n):
-                bits = shapes[shape[i]][1]
-                col.append(values[at[i] + 1 + (bits & before).bit_count()] if bits & bit else None)
-            return col
+            # Per shape: where the id sits after the entity (the lower id bits come first), or -1.
+            offs = [1 + (bits & (bit - 1)).bit_count() if bits & bit else -1 for _, bits, _ in shapes]
+            return [values[a + o] if (o := offs[c]) >= 0 else None for a, c in zip(at, shape, strict=True)]
         if name != "data":
             raise KeyError(name)
-        col = []
-        for i in range(h, n):
-            _, bits, keys = shapes[shape[i]]
-            j = at[i] + 1 + bits.bit_count()
-            d = dict(zip(keys, values[j : j + len(keys)], strict=True)) if keys else {}
-            col.append(d if convert is None else convert(d))
+        lay = [(1 + bits.bit_count(), keys, len(keys)) for _, bits, keys in shapes]  # per shape
+        col: list[Any] = []
+        append = col.append
+        for a, c in zip(at, shape, strict=True):
+            o, keys, k = lay[c]
+            d = dict(zip(keys, values[a + o : a + o + k], strict=True)) if k else {}
+            append(d if convert is None else convert(d))
         return col
+
+    def data_rows(self, rows: Iterable[int], convert: Callable[[dict[str, Any]], Any]) -> list[Any]:
+        """``convert(data)`` of the given entries (0 = the oldest kept), in the order given."""
+        values, shape, at, h = self._values, self._shape, self._at, self._head
+        lay = [(1 + bits.bit_count(), keys, len(keys)) for _, bits, keys in self._shapes]
+        out: list[Any] = []
+        for r in rows:
+            o, keys, k = lay[shape[h + r]]
+            a = at[h + r] + o
+            out.append(convert(dict(zip(keys, values[a : a + k], strict=True)) if k else {}))
+        return out
 
     @property
     def first_seq(self) -> int:

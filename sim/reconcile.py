@@ -41,6 +41,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
 import pandas as pd
 
 OUTCOMES = (
@@ -110,7 +111,13 @@ def _data(v: Any) -> dict[str, Any]:
     if isinstance(v, dict):
         return v
     if isinstance(v, str) and v:
-        return json.loads(v)
+        # orjson parses the same values as json (a virtual run reconciles from this text), 4x
+        # faster; what it refuses and json accepts (NaN, Infinity, huge ints, lone surrogates)
+        # goes to json.
+        try:
+            return orjson.loads(v)
+        except orjson.JSONDecodeError:
+            return json.loads(v)
     return {}
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import yaml
 
 from sim.reconcile import entries_frame
@@ -134,8 +135,29 @@ def ledgers_events_frame(ledgers: Sequence[Any]) -> pd.DataFrame | None:
     cols["system"] = take([[led.system] * n for led, n in zip(ledgers, lens, strict=True)])
     for name in ("kind", "entity", "ref", "correlation_id", "idempotency_key"):
         cols[name] = take([led.column(name) for led in ledgers])
-    cols["data"] = take([led.column("data", enc) for led in ledgers])
+    text = pd.Series(["{}"]).dtype  # what pandas makes of a column of text
+    if isinstance(text, pd.StringDtype) and text.storage == "pyarrow":
+        # The JSON text is the bulk of the frame: encode it in sorted order a chunk at a time
+        # straight into Arrow, so the whole column never exists as Python strings too.
+        led_of = np.repeat(np.arange(len(ledgers)), lens)[order]
+        row_of = (np.arange(len(order)) - np.repeat(np.cumsum(lens) - lens, lens))[order]
+        chunks = []
+        for k in range(0, len(order), _CHUNK):
+            which, rows = led_of[k : k + _CHUNK], row_of[k : k + _CHUNK]
+            part: list[Any] = [None] * len(which)
+            for j, led in enumerate(ledgers):
+                at = np.flatnonzero(which == j)
+                for p, v in zip(at.tolist(), led.data_rows(rows[at].tolist(), enc), strict=True):
+                    part[p] = v
+            chunks.append(pa.array(part, type=pa.large_string()))
+            del part
+        cols["data"] = pd.Series(text.__from_arrow__(pa.chunked_array(chunks, type=pa.large_string())))
+    else:
+        cols["data"] = take([led.column("data", enc) for led in ledgers])
     return pd.DataFrame(cols)
+
+
+_CHUNK = 1 << 16  # rows of events.parquet text encoded at a time
 
 
 def calls_frame(calls: Iterable[Any]) -> pd.DataFrame:
@@ -144,8 +166,18 @@ def calls_frame(calls: Iterable[Any]) -> pd.DataFrame:
     column = getattr(calls, "column", None)
     if column is not None and len(calls):  # type: ignore[arg-type]
         # A CallTable: one column at a time, each the list of the values recorded (so pandas infers
-        # exactly what it would from the records), converted and dropped before the next.
-        return _json_cells(pd.DataFrame({k: pd.Series(column(k)) for k in calls.columns}))  # type: ignore[attr-defined]
+        # exactly what it would from the records), converted and dropped before the next; the
+        # times straight from their float arrays when every one is a float.
+        cols: dict[str, pd.Series] = {}
+        t0, t1 = calls.floats("t_start"), calls.floats("t_end")  # type: ignore[attr-defined]
+        for k in calls.columns:  # type: ignore[attr-defined]
+            if t0 is not None and t1 is not None and k in ("t_start", "t_end", "latency_s"):
+                a0, a1 = np.frombuffer(t0, dtype=np.float64), np.frombuffer(t1, dtype=np.float64)
+                # latency_s = t_end - t_start: the same IEEE subtraction the records made
+                cols[k] = pd.Series(a0.copy() if k == "t_start" else a1.copy() if k == "t_end" else a1 - a0)
+            else:
+                cols[k] = pd.Series(column(k))
+        return _json_cells(pd.DataFrame(cols))
     calls = list(calls)
     kind = type(calls[0]) if calls else None
     names = tuple(getattr(kind, "__dataclass_fields__", ()))
