@@ -230,15 +230,30 @@ class Ledger:
             append(d if convert is None else convert(d))
         return col
 
-    def data_rows(self, rows: Iterable[int], convert: Callable[[dict[str, Any]], Any]) -> list[Any]:
-        """``convert(data)`` of the given entries (0 = the oldest kept), in the order given."""
+    def pick(self, name: str, rows: Iterable[int], convert: Callable[[dict[str, Any]], Any] | None = None) -> list[Any]:
+        """One ``Entry`` field (not ``seq``, ``t`` or ``system``) of the given entries (0 = the
+        oldest kept), in the order given; ``data`` as dicts, or ``convert(dict)`` of each."""
         values, shape, at, h = self._values, self._shape, self._at, self._head
-        lay = [(1 + bits.bit_count(), keys, len(keys)) for _, bits, keys in self._shapes]
+        if name == "kind":
+            kinds = [k for k, _, _ in self._shapes]
+            return [kinds[shape[h + r]] for r in rows]
+        if name == "entity":
+            return [values[at[h + r]] for r in rows]
+        bit = {"ref": _REF, "correlation_id": _CORR, "idempotency_key": _IDEM}.get(name)
+        if bit is not None:
+            # Per shape: where the id sits after the entity (the lower id bits come first), or -1.
+            offs = [1 + (bits & (bit - 1)).bit_count() if bits & bit else -1 for _, bits, _ in self._shapes]
+            return [values[at[h + r] + o] if (o := offs[shape[h + r]]) >= 0 else None for r in rows]
+        if name != "data":
+            raise KeyError(name)
+        lay = [(1 + bits.bit_count(), keys, len(keys)) for _, bits, keys in self._shapes]  # per shape
         out: list[Any] = []
+        append = out.append
         for r in rows:
             o, keys, k = lay[shape[h + r]]
             a = at[h + r] + o
-            out.append(convert(dict(zip(keys, values[a : a + k], strict=True)) if k else {}))
+            d = dict(zip(keys, values[a : a + k], strict=True)) if k else {}
+            append(d if convert is None else convert(d))
         return out
 
     @property

@@ -16,10 +16,12 @@ from __future__ import annotations
 import json
 import platform
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -104,17 +106,19 @@ def events_frame(entries: Iterable[Any] | pd.DataFrame) -> pd.DataFrame:
 
 
 def ledgers_events_frame(ledgers: Sequence[Any]) -> pd.DataFrame | None:
-    """``events_frame(entries_frame(every entry of every ledger))``, read from the ledgers' columns
-    (``mocks.ledger.Ledger.column``) one column at a time: no ``Entry`` or ``data`` dict for the
-    whole run at once, and each column's lists dropped before the next is built. Every column is
-    the list the entry path would have given (so pandas infers the same dtypes), in the order of
-    the same (t, system, seq) sort. None when a ledger cannot be read this way (no columns, a time
-    that is not a float) or there is no entry at all: use the entry path then."""
+    """``events_frame(entries_frame(every entry of every ledger))``, read from the ledgers'
+    columns (``mocks.ledger.Ledger.column``): no ``Entry`` or ``data`` dict for the whole run at
+    once. Each column holds the values the entry path would have put there, in the order of the
+    same (t, system, seq) sort, with the dtype pandas infers from them; the JSON text is encoded
+    a chunk at a time straight into the column's Arrow buffer. None
+    when a ledger cannot be read this way (no columns, a time that is not a float) or there is no
+    entry at all: use the entry path then."""
     times = [getattr(led, "times", lambda: None)() for led in ledgers]
     if not ledgers or any(t is None for t in times):
         return None
     lens = [len(led) for led in ledgers]
-    if not sum(lens):
+    total = sum(lens)
+    if not total:
         return None
     t = np.concatenate([np.frombuffer(x, dtype=np.float64) for x in times])  # type: ignore[arg-type]
     seq = np.concatenate(
@@ -124,40 +128,62 @@ def ledgers_events_frame(ledgers: Sequence[Any]) -> pd.DataFrame | None:
     rank = np.repeat(np.array([names.index(led.system) for led in ledgers], dtype=np.int64), lens)
     order = np.lexsort((seq, rank, t))  # stable, like the entry path's sort_values(kind="stable")
     del rank
-
-    def take(parts: list[list[Any]]) -> pd.Series:
-        col = np.fromiter((x for part in parts for x in part), dtype=object, count=len(order))
-        return pd.Series(col[order].tolist())
-
-    enc = json.JSONEncoder(sort_keys=True, default=str).encode  # as events_frame encodes
     cols: dict[str, Any] = {"seq": pd.Series(seq[order]), "t": pd.Series(t[order])}
     del seq, t
-    cols["system"] = take([[led.system] * n for led, n in zip(ledgers, lens, strict=True)])
-    for name in ("kind", "entity", "ref", "correlation_id", "idempotency_key"):
-        cols[name] = take([led.column(name) for led in ledgers])
-    text = pd.Series(["{}"]).dtype  # what pandas makes of a column of text
-    if isinstance(text, pd.StringDtype) and text.storage == "pyarrow":
-        # The JSON text is the bulk of the frame: encode it in sorted order a chunk at a time
-        # straight into Arrow, so the whole column never exists as Python strings too.
-        led_of = np.repeat(np.arange(len(ledgers)), lens)[order]
-        row_of = (np.arange(len(order)) - np.repeat(np.cumsum(lens) - lens, lens))[order]
-        chunks = []
-        for k in range(0, len(order), _CHUNK):
+    # Where each row of the sorted frame comes from: which ledger, which of its entries.
+    led_of = np.repeat(np.arange(len(ledgers), dtype=np.int64), lens)[order]
+    row_of = (np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(lens) - lens, lens))[order]
+    del order
+    def column(fetch: Callable[[int, list[int]], list[Any]]) -> list[Any]:
+        """A column in frame order; ``fetch(ledger, rows)`` reads one ledger's entries."""
+        out: list[Any] = []
+        for k in range(0, total, _CHUNK):
             which, rows = led_of[k : k + _CHUNK], row_of[k : k + _CHUNK]
+            if len(ledgers) == 1:
+                out += fetch(0, rows.tolist())
+                continue
             part: list[Any] = [None] * len(which)
-            for j, led in enumerate(ledgers):
+            for j in range(len(ledgers)):
                 at = np.flatnonzero(which == j)
-                for p, v in zip(at.tolist(), led.data_rows(rows[at].tolist(), enc), strict=True):
-                    part[p] = v
-            chunks.append(pa.array(part, type=pa.large_string()))
+                if len(at):
+                    for p, v in zip(at.tolist(), fetch(j, rows[at].tolist()), strict=True):
+                        part[p] = v
+            out += part
+        return out
+
+    # Ids and names: lists of the ledgers' own str objects (8 B a row), as pandas takes them.
+    cols["system"] = pd.Series(column(lambda j, rows: [ledgers[j].system] * len(rows)))
+    for name in ("kind", "entity", "ref", "correlation_id", "idempotency_key"):
+        cols[name] = pd.Series(column(lambda j, rows, name=name: ledgers[j].pick(name, rows)))  # type: ignore[misc]
+    # The JSON text is new and the bulk of the frame: never the whole column as Python strings.
+    enc = json.JSONEncoder(sort_keys=True, default=str).encode  # as events_frame encodes (ASCII)
+    text = pd.Series(["{}"]).dtype  # what pandas makes of a list of str
+    if isinstance(text, pd.StringDtype) and text.storage == "pyarrow":
+        # Encoded a chunk at a time into one buffer laid out as Arrow's large_string (ASCII: a
+        # character is a byte), which becomes the column without a copy: the single-chunk array
+        # pandas would have built from the list.
+        blob, offsets = bytearray(), array("q", [0])
+        for k in range(0, total, _CHUNK):
+            which, rows = led_of[k : k + _CHUNK], row_of[k : k + _CHUNK]
+            part = [""] * len(which)
+            for j in range(len(ledgers)):
+                at = np.flatnonzero(which == j)
+                if len(at):
+                    for p, v in zip(at.tolist(), ledgers[j].pick("data", rows[at].tolist(), enc), strict=True):
+                        part[p] = v
+            blob += "".join(part).encode("ascii")
+            ends = accumulate(map(len, part), initial=offsets[-1])
+            next(ends)  # the initial value: the previous chunk's end, already there
+            offsets.extend(ends)
             del part
-        cols["data"] = pd.Series(text.__from_arrow__(pa.chunked_array(chunks, type=pa.large_string())))
+        data = pa.LargeStringArray.from_buffers(total, pa.py_buffer(offsets), pa.py_buffer(blob))
+        cols["data"] = pd.Series(text.__from_arrow__(pa.chunked_array([data])))
     else:
-        cols["data"] = take([led.column("data", enc) for led in ledgers])
+        cols["data"] = pd.Series(column(lambda j, rows: ledgers[j].pick("data", rows, enc)))
     return pd.DataFrame(cols)
 
 
-_CHUNK = 1 << 16  # rows of events.parquet text encoded at a time
+_CHUNK = 1 << 16  # rows of a text column converted to Arrow at a time
 
 
 def calls_frame(calls: Iterable[Any]) -> pd.DataFrame:
