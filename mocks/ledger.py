@@ -192,43 +192,7 @@ class Ledger:
         self._reset()
 
     # ------------------------------------------------------------------------------ columns
-
-    def column(self, name: str, convert: Callable[[Any], Any] | None = None) -> list[Any]:
-        """One ``Entry`` field of every kept entry, oldest first, without building the entries
-        (``data`` as dicts, or ``convert(dict)`` of each when given). For bulk export."""
-        h, n = self._head, len(self._t)
-        if name == "seq":
-            return list(range(self._base + h, self._base + n))
-        if name == "system":
-            return [self.system] * (n - h)
-        if name == "t":
-            out: list[Any] = self._t[h:].tolist()
-            for i, v in self._odd_t.items():
-                if i >= h:
-                    out[i - h] = v
-            return out
-        shapes, values = self._shapes, self._values
-        shape, at = self._shape[h:], self._at[h:]
-        if name == "kind":
-            kinds = [k for k, _, _ in shapes]
-            return [kinds[c] for c in shape]
-        if name == "entity":
-            return [values[a] for a in at]
-        bit = {"ref": _REF, "correlation_id": _CORR, "idempotency_key": _IDEM}.get(name)
-        if bit is not None:
-            # Per shape: where the id sits after the entity (the lower id bits come first), or -1.
-            offs = [1 + (bits & (bit - 1)).bit_count() if bits & bit else -1 for _, bits, _ in shapes]
-            return [values[a + o] if (o := offs[c]) >= 0 else None for a, c in zip(at, shape, strict=True)]
-        if name != "data":
-            raise KeyError(name)
-        lay = [(1 + bits.bit_count(), keys, len(keys)) for _, bits, keys in shapes]  # per shape
-        col: list[Any] = []
-        append = col.append
-        for a, c in zip(at, shape, strict=True):
-            o, keys, k = lay[c]
-            d = dict(zip(keys, values[a + o : a + o + k], strict=True)) if k else {}
-            append(d if convert is None else convert(d))
-        return col
+    # Bulk reads for an export (sim.runfolder.ledgers_events_frame): fields without Entry objects.
 
     def pick(self, name: str, rows: Iterable[int], convert: Callable[[dict[str, Any]], Any] | None = None) -> list[Any]:
         """One ``Entry`` field (not ``seq``, ``t`` or ``system``) of the given entries (0 = the

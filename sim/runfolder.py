@@ -107,7 +107,7 @@ def events_frame(entries: Iterable[Any] | pd.DataFrame) -> pd.DataFrame:
 
 def ledgers_events_frame(ledgers: Sequence[Any]) -> pd.DataFrame | None:
     """``events_frame(entries_frame(every entry of every ledger))``, read from the ledgers'
-    columns (``mocks.ledger.Ledger.column``): no ``Entry`` or ``data`` dict for the whole run at
+    columns (``mocks.ledger.Ledger.pick``): no ``Entry`` or ``data`` dict for the whole run at
     once. Each column holds the values the entry path would have put there, in the order of the
     same (t, system, seq) sort, with the dtype pandas infers from them; the JSON text is encoded
     a chunk at a time straight into the column's Arrow buffer. None
