@@ -19,6 +19,7 @@ Entry kinds used across the mocks (``<entity>.<verb>``), the ones reconciliation
 
 from __future__ import annotations
 
+import marshal
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -45,6 +46,32 @@ class Entry:
 _REF, _CORR, _IDEM = 1, 2, 4
 
 
+class _Packed(bytes):
+    """A list or dict of an entry's data, kept marshalled: order lines as ``[[sku, qty, price],
+    ...]`` objects cost ~450 B, marshalled ~130 B, and they were the bulk of a ledger's values.
+    ``marshal`` round-trips exactly the builtin types it accepts (a list stays a list, floats to
+    the bit); a value holding anything else is kept as it was given. Read back as a new object
+    equal to the one recorded (nothing mutates a recorded value: the cores record fresh ones)."""
+
+    __slots__ = ()
+
+
+_CONTAINERS = frozenset((list, dict))
+
+
+def _pack(v: Any) -> Any:
+    if type(v) is list or type(v) is dict:
+        try:
+            return _Packed(marshal.dumps(v))
+        except ValueError:  # something marshal does not take: keep the object itself
+            return v
+    return v
+
+
+def _unpacked(vals: list[Any]) -> list[Any]:
+    return [marshal.loads(v) if type(v) is _Packed else v for v in vals]
+
+
 class Ledger:
     """Append-only journal. ``max_entries`` bounds memory in long live runs (oldest dropped first);
     ``dropped`` says how many, so an export can tell a complete ledger from a truncated one.
@@ -54,10 +81,11 @@ class Ledger:
     were ~350 B each before any value. Here an entry is its time in an ``array('d')``, a *shape*
     code (kind, data keys, which of ref / correlation id / idempotency key it has) and an offset
     into one flat list holding, in order, its entity, those ids and its data values (~60 B plus
-    8 B per value). ``seq`` is implicit (entries are numbered without gaps). Readers get ``Entry``
-    objects built on demand, equal to what was appended: the same values (the very objects) under
-    the same keys, in the same order; ``data`` is a new dict on every read, so it no longer
-    aliases what the appender passed (nothing mutates a recorded entry).
+    8 B per value; lists and dicts marshalled, see ``_Packed``). ``seq`` is implicit (entries are
+    numbered without gaps). Readers get ``Entry`` objects built on demand, equal to what was
+    appended: the same values under the same keys, in the same order (scalars the very objects,
+    lists and dicts equal copies); ``data`` is a new dict on every read, so it no longer aliases
+    what the appender passed (nothing mutates a recorded entry).
     """
 
     def __init__(self, system: str, max_entries: int | None = None) -> None:
@@ -123,7 +151,8 @@ class Ledger:
             values.append(idempotency_key)
         if data:
             key = (kind, bits, tuple(data))
-            values.extend(data.values())
+            vals = data.values()
+            values.extend(vals if _CONTAINERS.isdisjoint(map(type, vals)) else map(_pack, vals))
         else:
             key = (kind, bits, ())
         code = self._codes.get(key)
@@ -166,7 +195,7 @@ class Ledger:
             idem = values[j]
             j += 1
         t = self._odd_t[i] if self._odd_t and i in self._odd_t else self._t[i]
-        data = dict(zip(keys, values[j : j + len(keys)], strict=True)) if keys else {}
+        data = dict(zip(keys, _unpacked(values[j : j + len(keys)]), strict=True)) if keys else {}
         return Entry(self._base + i, t, self.system, kind, entity, ref, corr, idem, data)
 
     def __len__(self) -> int:
@@ -216,7 +245,7 @@ class Ledger:
         for r in rows:
             o, keys, k = lay[shape[h + r]]
             a = at[h + r] + o
-            d = dict(zip(keys, values[a : a + k], strict=True)) if k else {}
+            d = dict(zip(keys, _unpacked(values[a : a + k]), strict=True)) if k else {}
             append(d if convert is None else convert(d))
         return out
 
