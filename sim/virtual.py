@@ -306,10 +306,14 @@ def _load_trim() -> Callable[[], None]:
     try:
         import ctypes
 
-        fn = ctypes.CDLL("libc.so.6").malloc_trim
+        malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
     except (OSError, AttributeError):  # not glibc: nothing to do
         return lambda: None
-    return lambda: None if fn(0) else None
+
+    def trim() -> None:
+        malloc_trim(0)
+
+    return trim
 
 
 # Give the C heap's free pages back to the OS between the analysis steps (glibc's malloc_trim;
