@@ -160,6 +160,7 @@ class Ledger:
             code = self._codes[key] = len(self._shapes)
             self._shapes.append(key)
         self._shape.append(code)
+        # _t last: the length is len(_t), so a reader (another thread, live) never sees half an entry.
         if type(t) is float:
             self._t.append(t)
         else:

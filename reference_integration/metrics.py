@@ -108,7 +108,6 @@ class CallTable(Sequence[CallRecord]):
             self._odd[len(self._t0)] = (t_start, t_end, attempt, status)
             t_start, t_end, attempt, status = 0.0, 0.0, 0, None
         code = self._code
-        self._t0.append(t_start)
         self._t1.append(t_end)
         self._sys.append(code[system] if system in code else self._name(system))
         self._op.append(code[operation] if operation in code else self._name(operation))
@@ -118,6 +117,7 @@ class CallTable(Sequence[CallRecord]):
         self._corr.append(correlation_id)
         self._idem.append(idempotency_key)
         self._wf.append(code[workflow] if workflow in code else self._name(workflow))
+        self._t0.append(t_start)  # last: the length is len(_t0), so no reader sees half a record
 
     def append(self, rec: CallRecord) -> None:
         i = len(self._t0)
