@@ -17,7 +17,7 @@ import json
 import platform
 import subprocess
 from array import array
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -110,9 +110,9 @@ def ledgers_events_frame(ledgers: Sequence[Any]) -> pd.DataFrame | None:
     columns (``mocks.ledger.Ledger.pick``): no ``Entry`` or ``data`` dict for the whole run at
     once. Each column holds the values the entry path would have put there, in the order of the
     same (t, system, seq) sort, with the dtype pandas infers from them; the JSON text is encoded
-    a chunk at a time straight into the column's Arrow buffer. None
-    when a ledger cannot be read this way (no columns, a time that is not a float) or there is no
-    entry at all: use the entry path then."""
+    a chunk at a time straight into the column's Arrow buffer. None when a ledger cannot be read
+    this way (no columns, a time that is not a float) or there is no entry at all: use the entry
+    path then."""
     times = [getattr(led, "times", lambda: None)() for led in ledgers]
     if not ledgers or any(t is None for t in times):
         return None
@@ -134,13 +134,14 @@ def ledgers_events_frame(ledgers: Sequence[Any]) -> pd.DataFrame | None:
     led_of = np.repeat(np.arange(len(ledgers), dtype=np.int64), lens)[order]
     row_of = (np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(lens) - lens, lens))[order]
     del order
-    def column(fetch: Callable[[int, list[int]], list[Any]]) -> list[Any]:
-        """A column in frame order; ``fetch(ledger, rows)`` reads one ledger's entries."""
-        out: list[Any] = []
+
+    def chunks(fetch: Callable[[int, list[int]], list[Any]]) -> Iterator[list[Any]]:
+        """A column in frame order, ``_CHUNK`` rows at a time; ``fetch(ledger, rows)`` reads one
+        ledger's entries."""
         for k in range(0, total, _CHUNK):
             which, rows = led_of[k : k + _CHUNK], row_of[k : k + _CHUNK]
             if len(ledgers) == 1:
-                out += fetch(0, rows.tolist())
+                yield fetch(0, rows.tolist())
                 continue
             part: list[Any] = [None] * len(which)
             for j in range(len(ledgers)):
@@ -148,38 +149,39 @@ def ledgers_events_frame(ledgers: Sequence[Any]) -> pd.DataFrame | None:
                 if len(at):
                     for p, v in zip(at.tolist(), fetch(j, rows[at].tolist()), strict=True):
                         part[p] = v
-            out += part
-        return out
+            yield part
+
+    def column(fetch: Callable[[int, list[int]], list[Any]]) -> pd.Series:
+        values: list[Any] = []
+        for part in chunks(fetch):
+            values += part
+        return pd.Series(values)
 
     # Ids and names: lists of the ledgers' own str objects (8 B a row), as pandas takes them.
-    cols["system"] = pd.Series(column(lambda j, rows: [ledgers[j].system] * len(rows)))
+    cols["system"] = column(lambda j, rows: [ledgers[j].system] * len(rows))
     for name in ("kind", "entity", "ref", "correlation_id", "idempotency_key"):
-        cols[name] = pd.Series(column(lambda j, rows, name=name: ledgers[j].pick(name, rows)))  # type: ignore[misc]
+        cols[name] = column(lambda j, rows, name=name: ledgers[j].pick(name, rows))  # type: ignore[misc]
     # The JSON text is new and the bulk of the frame: never the whole column as Python strings.
     enc = json.JSONEncoder(sort_keys=True, default=str).encode  # as events_frame encodes (ASCII)
+
+    def data(j: int, rows: list[int]) -> list[Any]:
+        return ledgers[j].pick("data", rows, enc)
+
     text = pd.Series(["{}"]).dtype  # what pandas makes of a list of str
     if isinstance(text, pd.StringDtype) and text.storage == "pyarrow":
         # Encoded a chunk at a time into one buffer laid out as Arrow's large_string (ASCII: a
         # character is a byte), which becomes the column without a copy: the single-chunk array
         # pandas would have built from the list.
         blob, offsets = bytearray(), array("q", [0])
-        for k in range(0, total, _CHUNK):
-            which, rows = led_of[k : k + _CHUNK], row_of[k : k + _CHUNK]
-            part = [""] * len(which)
-            for j in range(len(ledgers)):
-                at = np.flatnonzero(which == j)
-                if len(at):
-                    for p, v in zip(at.tolist(), ledgers[j].pick("data", rows[at].tolist(), enc), strict=True):
-                        part[p] = v
+        for part in chunks(data):
             blob += "".join(part).encode("ascii")
             ends = accumulate(map(len, part), initial=offsets[-1])
             next(ends)  # the initial value: the previous chunk's end, already there
             offsets.extend(ends)
-            del part
-        data = pa.LargeStringArray.from_buffers(total, pa.py_buffer(offsets), pa.py_buffer(blob))
-        cols["data"] = pd.Series(text.__from_arrow__(pa.chunked_array([data])))
+        arr = pa.LargeStringArray.from_buffers(total, pa.py_buffer(offsets), pa.py_buffer(blob))
+        cols["data"] = pd.Series(text.__from_arrow__(pa.chunked_array([arr])))
     else:
-        cols["data"] = pd.Series(column(lambda j, rows: ledgers[j].pick("data", rows, enc)))
+        cols["data"] = column(data)
     return pd.DataFrame(cols)
 
 
