@@ -41,8 +41,9 @@ def measure(scenario: str, orders: int, profile: str, seed: int) -> dict[str, An
     build = virtual.build
 
     def capture(sc: Any) -> Any:
-        built.append(build(sc))
-        return built[-1]
+        world = build(sc)
+        built.append(world.env._eid)  # the counter only: holding the world would keep it alive after the run
+        return world
 
     virtual.build = capture  # to read the env's event counter afterwards
     marks: dict[str, float] = {}
@@ -55,14 +56,13 @@ def measure(scenario: str, orders: int, profile: str, seed: int) -> dict[str, An
         t0, c0 = time.perf_counter(), time.process_time()
         r = run_virtual(sc, profile=profile, seed=seed, out=tmp, progress=progress)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    env = built[-1].env
     k = r.kpis
     return {
         "orders": k["orders_submitted"],
         "wall_s": wall,
         "cpu_s": cpu,
         "sim_s": k["sim_s"],
-        "events": next(env._eid),  # SimPy numbers every scheduled event
+        "events": next(built[-1]),  # SimPy numbers every scheduled event
         "calls": len(r.calls),
         "simulate_s": marks.get("reconcile", k["wall_s"]),
         "analyse_s": k["wall_s"] - marks.get("reconcile", k["wall_s"]),

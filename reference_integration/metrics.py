@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import bisect
 import math
+from array import array
 from collections import Counter, deque
-from collections.abc import MutableSequence
+from collections.abc import Iterator, MutableSequence, Sequence
 from dataclasses import astuple, dataclass, field, fields
-from typing import Any
+from typing import Any, overload
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -39,6 +40,184 @@ class CallRecord:
 
 CALL_COLUMNS = tuple(f.name for f in fields(CallRecord))
 
+_NO_STATUS = -(2**31)  # ``status`` None in the int32 status column
+
+
+class CallTable(Sequence[CallRecord]):
+    """Every call record of a run, kept by column rather than as one ``CallRecord`` per attempt.
+
+    A quarter makes ~18 attempts per order, millions in all; as objects they were the largest
+    single holder of a virtual run's memory (~200 B each with their floats). Here an attempt costs
+    ~50 B: times in ``array('d')``, attempt and status in ``array('i')``, the four low-cardinality
+    names (system, operation, outcome, workflow) as codes into one shared table, the two ids as
+    references. ``latency_s`` is not stored: it is ``t_end - t_start``, the same float operation
+    that made it. Reading gives ``CallRecord``s equal to the ones appended (``add`` or ``append``);
+    ``column(name)`` gives one column as the list of the values appended.
+    """
+
+    __slots__ = (
+        "_t0", "_t1", "_attempt", "_status", "_names", "_code", "_sys", "_op", "_out", "_wf", "_corr", "_idem", "_odd"
+    )  # fmt: skip
+    columns = CALL_COLUMNS
+
+    def __init__(self) -> None:
+        self._t0 = array("d")
+        self._t1 = array("d")
+        self._attempt = array("i")
+        self._status = array("i")
+        self._names: list[Any] = []  # code -> name (system, operation, outcome or workflow)
+        self._code: dict[Any, int] = {}
+        self._sys = array("I")
+        self._op = array("I")
+        self._out = array("I")
+        self._wf = array("I")
+        self._corr: list[str | None] = []
+        self._idem: list[str | None] = []
+        # Records whose values the typed columns cannot hold exactly (a time that is not a float,
+        # an attempt or status that is not a small int): index -> the record's original values.
+        self._odd: dict[int, tuple[Any, ...]] = {}
+
+    def _name(self, name: Any) -> int:
+        c = self._code.get(name)
+        if c is None:
+            c = self._code[name] = len(self._names)
+            self._names.append(name)
+        return c
+
+    def add(
+        self,
+        t_start: float,
+        t_end: float,
+        system: str,
+        operation: str,
+        attempt: int,
+        status: int | None,
+        outcome: str,
+        correlation_id: str | None,
+        idempotency_key: str | None,
+        workflow: str = "",
+    ) -> None:
+        """Append one record (``latency_s`` = ``t_end - t_start``)."""
+        if (
+            type(t_start) is not float
+            or type(t_end) is not float
+            or type(attempt) is not int
+            or not (status is None or (type(status) is int and _NO_STATUS < status < 2**31))
+            or not 0 <= attempt < 2**31
+        ):
+            self._odd[len(self._t0)] = (t_start, t_end, attempt, status)
+            t_start, t_end, attempt, status = 0.0, 0.0, 0, None
+        code = self._code
+        self._t1.append(t_end)
+        self._sys.append(code[system] if system in code else self._name(system))
+        self._op.append(code[operation] if operation in code else self._name(operation))
+        self._attempt.append(attempt)
+        self._status.append(_NO_STATUS if status is None else status)
+        self._out.append(code[outcome] if outcome in code else self._name(outcome))
+        self._corr.append(correlation_id)
+        self._idem.append(idempotency_key)
+        self._wf.append(code[workflow] if workflow in code else self._name(workflow))
+        self._t0.append(t_start)  # last: the length is len(_t0), so no reader sees half a record
+
+    def append(self, rec: CallRecord) -> None:
+        i = len(self._t0)
+        self.add(
+            rec.t_start,
+            rec.t_end,
+            rec.system,
+            rec.operation,
+            rec.attempt,
+            rec.status,
+            rec.outcome,
+            rec.correlation_id,
+            rec.idempotency_key,
+            rec.workflow,
+        )
+        if rec.latency_s != rec.t_end - rec.t_start or type(rec.latency_s) is not type(rec.t_end - rec.t_start):
+            # A latency that is not the difference of the times (never from the engine): keep it.
+            odd = self._odd.get(i, (rec.t_start, rec.t_end, rec.attempt, rec.status))
+            self._odd[i] = (*odd[:4], rec.latency_s)
+
+    def __len__(self) -> int:
+        return len(self._t0)
+
+    def _record(self, i: int) -> CallRecord:
+        names = self._names
+        t0, t1, attempt, status = self._t0[i], self._t1[i], self._attempt[i], self._status[i]
+        latency: Any = None
+        odd = self._odd.get(i) if self._odd else None
+        if odd is not None:
+            t0, t1, attempt, status = odd[:4]
+            if len(odd) > 4:
+                latency = odd[4]
+        elif status == _NO_STATUS:
+            status = None
+        return CallRecord(
+            t0,
+            t1,
+            names[self._sys[i]],
+            names[self._op[i]],
+            attempt,
+            status,
+            names[self._out[i]],
+            t1 - t0 if latency is None else latency,
+            self._corr[i],
+            self._idem[i],
+            names[self._wf[i]],
+        )
+
+    @overload
+    def __getitem__(self, i: int) -> CallRecord: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[CallRecord]: ...
+    def __getitem__(self, i: int | slice) -> CallRecord | list[CallRecord]:
+        if isinstance(i, slice):
+            return [self._record(j) for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("call record index out of range")
+        return self._record(i)
+
+    def __iter__(self) -> Iterator[CallRecord]:
+        for i in range(len(self)):
+            yield self._record(i)
+
+    def column(self, name: str) -> list[Any]:
+        """One column (a ``CALL_COLUMNS`` name) as the list of the values appended, in order."""
+        names = self._names
+        if name in ("system", "operation", "outcome", "workflow"):
+            codes = {"system": self._sys, "operation": self._op, "outcome": self._out, "workflow": self._wf}[name]
+            return [names[c] for c in codes]
+        if name == "correlation_id":
+            return list(self._corr)
+        if name == "idempotency_key":
+            return list(self._idem)
+        if name == "latency_s":
+            out: list[Any] = [b - a for a, b in zip(self._t0, self._t1, strict=True)]
+        elif name == "status":
+            out = [None if s == _NO_STATUS else s for s in self._status]
+        else:
+            out = {"t_start": self._t0, "t_end": self._t1, "attempt": self._attempt}[name].tolist()
+        if self._odd:
+            k = ("t_start", "t_end", "attempt", "status", "latency_s").index(name)
+            for i, odd in self._odd.items():
+                if k < 4:
+                    out[i] = odd[k]
+                elif len(odd) > 4:
+                    out[i] = odd[4]
+                else:
+                    out[i] = odd[1] - odd[0]
+        return out
+
+    def floats(self, name: str) -> array[float] | None:
+        """``t_start`` / ``t_end`` as the float array itself (no copy), or None when some value
+        is not a float (read ``column`` then)."""
+        if self._odd:
+            return None
+        return {"t_start": self._t0, "t_end": self._t1}[name]
+
 
 @dataclass
 class Histogram:
@@ -64,7 +243,8 @@ class Histogram:
 class RuntimeStats:
     """What an interpreter counts while it runs."""
 
-    calls: MutableSequence[CallRecord] = field(default_factory=list)
+    # A ``CallTable`` by default; the live service swaps in a bounded deque or a ``CallLog``.
+    calls: MutableSequence[CallRecord] | CallTable = field(default_factory=CallTable)
     retries: Counter[str] = field(default_factory=Counter)
     attempts: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
@@ -80,16 +260,52 @@ class RuntimeStats:
 
     def record(self, rec: CallRecord) -> None:
         self.calls.append(rec)
-        system, outcome = rec.system, rec.outcome
+        self._count(rec.system, rec.outcome, rec.latency_s)
+
+    def record_call(
+        self,
+        t_start: float,
+        t_end: float,
+        system: str,
+        operation: str,
+        attempt: int,
+        status: int | None,
+        outcome: str,
+        correlation_id: str | None,
+        idempotency_key: str | None,
+        workflow: str = "",
+    ) -> None:
+        """``record`` without a ``CallRecord`` when the calls are a ``CallTable`` (the common case)."""
+        calls = self.calls
+        if type(calls) is CallTable:
+            calls.add(t_start, t_end, system, operation, attempt, status, outcome, correlation_id, idempotency_key, workflow)
+        else:
+            calls.append(
+                CallRecord(
+                    t_start,
+                    t_end,
+                    system,
+                    operation,
+                    attempt,
+                    status,
+                    outcome,
+                    t_end - t_start,
+                    correlation_id,
+                    idempotency_key,
+                    workflow,
+                )
+            )
+        self._count(system, outcome, t_end - t_start)
+
+    def _count(self, system: str, outcome: str, latency_s: float) -> None:
         self.attempts[system] += 1
         if outcome != "ok":
             self.failures[system] += 1
-            if outcome == "breaker_open":
-                return
-        h = self.latency.get(system)
-        if h is None:  # not ``setdefault``: that built a Histogram per call only to drop it
-            h = self.latency[system] = Histogram()
-        h.observe(rec.latency_s)
+        if outcome != "breaker_open":
+            h = self.latency.get(system)
+            if h is None:
+                h = self.latency[system] = Histogram()
+            h.observe(latency_s)
 
 
 def _fmt(v: float) -> str:

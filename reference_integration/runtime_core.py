@@ -39,7 +39,7 @@ from reference_integration.effects import (
     StatePut,
 )
 from reference_integration.errors import BreakerOpen, CallFailed, from_response
-from reference_integration.metrics import CallRecord, RuntimeStats, render_prometheus
+from reference_integration.metrics import CallRecord, CallTable, RuntimeStats, render_prometheus
 from reference_integration.policies import (
     Bulkhead,
     SystemGuard,
@@ -332,20 +332,18 @@ class Engine:
         exc: CallFailed | None,
         headers: dict[str, str],
     ) -> None:
-        self.stats.record(
-            CallRecord(
-                t0,
-                t1,
-                call.system,
-                call.operation,
-                attempt,
-                status,
-                outcome_of(exc),
-                t1 - t0,
-                call.correlation_id,
-                headers.get("Idempotency-Key"),
-                workflow,
-            )
+        # Straight into the stats' columns (``metrics.CallTable``): no CallRecord per attempt.
+        self.stats.record_call(
+            t0,
+            t1,
+            call.system,
+            call.operation,
+            attempt,
+            status,
+            outcome_of(exc),
+            call.correlation_id,
+            headers.get("Idempotency-Key"),
+            workflow,
         )
 
     # ------------------------------------------------------------------------------ auth
@@ -384,7 +382,7 @@ class RuntimeView:
         return self.engine.tokens
 
     @property
-    def calls(self) -> MutableSequence[CallRecord]:
+    def calls(self) -> MutableSequence[CallRecord] | CallTable:
         return self.engine.stats.calls
 
     @property

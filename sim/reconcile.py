@@ -41,6 +41,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
 import pandas as pd
 
 OUTCOMES = (
@@ -110,7 +111,13 @@ def _data(v: Any) -> dict[str, Any]:
     if isinstance(v, dict):
         return v
     if isinstance(v, str) and v:
-        return json.loads(v)
+        # orjson parses the same values as json (a virtual run reconciles from this text), 4x
+        # faster; what it refuses and json accepts (NaN, Infinity, huge ints, lone surrogates)
+        # goes to json.
+        try:
+            return orjson.loads(v)
+        except orjson.JSONDecodeError:
+            return json.loads(v)
     return {}
 
 
@@ -321,7 +328,10 @@ def reconcile(
     known = set(demand["crm_id"])
     acc, orphans = _scan(entries, known, end)
 
-    rows = []
+    # One list per column, not a dict per order: a 24-key dict is ~1.3 KB of C heap, and a
+    # quarter's million of them sat under the frame being built.
+    cols: dict[str, list[Any]] = {c: [] for c in ORDER_COLUMNS}
+    add = [cols[c].append for c in ORDER_COLUMNS]
     for d in demand.itertuples(index=False):
         a = acc.get(d.crm_id) or _Acc()
         want = _norm_lines(d.lines)
@@ -362,35 +372,40 @@ def reconcile(
         t_settled: float | None = min(settled) if settled else None
         if t_settled is None and outcome in FALLOUT and outcome not in ("lost", "stuck"):
             t_settled = max(x for x in (a.last_t, exc_t.get(d.crm_id), float(d.t_submitted)) if x is not None)
-        rows.append(
-            {
-                "crm_id": d.crm_id,
-                "key": d.key,
-                "customer_no": d.customer_no,
-                "t_submitted": float(d.t_submitted),
-                "requested_t": d.requested_t,
-                "t_erp_accepted": a.t.get("t_erp_accepted"),
-                "t_ready_to_ship": a.t.get("t_ready_to_ship"),
-                "t_delivered": a.t.get("t_delivered"),
-                "t_crm_closed": a.t.get("t_crm_closed"),
-                "t_settled": t_settled,
-                "erp_orders": n_erp,
-                "wms_fulfilments": n_wms,
-                "carrier_shipments": n_car,
-                "crm_status": crm_status,
-                "lines_match": lines_match,
-                "qty_ordered": ordered,
-                "qty_reserved": a.reserved if a.reserved is not None else (ordered if n_erp else None),
-                "backordered": a.backordered_t is not None,
-                "released": released,
-                "credit_hold": a.credit_hold_t is not None,
-                "carrier_exception": a.carrier_exception,
-                "dlq_category": cat[0] if cat else None,
-                "dlq_reason": cat[1] if cat else None,
-                "outcome": outcome,
-            }
-        )
-    df = pd.DataFrame(rows, columns=ORDER_COLUMNS)
+        for put, v in zip(
+            add,
+            (
+                d.crm_id,  # crm_id
+                d.key,  # key
+                d.customer_no,  # customer_no
+                float(d.t_submitted),  # t_submitted
+                d.requested_t,  # requested_t
+                a.t.get("t_erp_accepted"),  # t_erp_accepted
+                a.t.get("t_ready_to_ship"),  # t_ready_to_ship
+                a.t.get("t_delivered"),  # t_delivered
+                a.t.get("t_crm_closed"),  # t_crm_closed
+                t_settled,  # t_settled
+                n_erp,  # erp_orders
+                n_wms,  # wms_fulfilments
+                n_car,  # carrier_shipments
+                crm_status,  # crm_status
+                lines_match,  # lines_match
+                ordered,  # qty_ordered
+                a.reserved if a.reserved is not None else (ordered if n_erp else None),  # qty_reserved
+                a.backordered_t is not None,  # backordered
+                released,  # released
+                a.credit_hold_t is not None,  # credit_hold
+                a.carrier_exception,  # carrier_exception
+                cat[0] if cat else None,  # dlq_category
+                cat[1] if cat else None,  # dlq_reason
+                outcome,  # outcome
+            ),
+            strict=True,
+        ):
+            put(v)
+    # (No order at all: as the row path built it, object columns; empty lists would infer float.)
+    df = pd.DataFrame(cols if cols["crm_id"] else [], columns=ORDER_COLUMNS)
+    del cols, add
     for c in ORDER_COLUMNS:
         if c.startswith("t_") or c in ("requested_t", "qty_ordered", "qty_reserved"):
             df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")

@@ -16,14 +16,18 @@ from __future__ import annotations
 import json
 import platform
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import yaml
 
 from sim.reconcile import entries_frame
@@ -101,8 +105,107 @@ def events_frame(entries: Iterable[Any] | pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def ledgers_events_frame(ledgers: Sequence[Any]) -> pd.DataFrame | None:
+    """``events_frame(entries_frame(every entry of every ledger))``, read from the ledgers'
+    columns (``mocks.ledger.Ledger.pick``): no ``Entry`` or ``data`` dict for the whole run at
+    once. Each column holds the values the entry path would have put there, in the order of the
+    same (t, system, seq) sort, with the dtype pandas infers from them; the JSON text is encoded
+    a chunk at a time straight into the column's Arrow buffer. None when a ledger cannot be read
+    this way (no columns, a time that is not a float) or there is no entry at all: use the entry
+    path then."""
+    times = [getattr(led, "times", lambda: None)() for led in ledgers]
+    if not ledgers or any(t is None for t in times):
+        return None
+    lens = [len(led) for led in ledgers]
+    total = sum(lens)
+    if not total:
+        return None
+    t = np.concatenate([np.frombuffer(x, dtype=np.float64) for x in times])  # type: ignore[arg-type]
+    seq = np.concatenate(
+        [np.arange(led.first_seq, led.first_seq + n, dtype=np.int64) for led, n in zip(ledgers, lens, strict=True)]
+    )
+    names = sorted({led.system for led in ledgers})
+    rank = np.repeat(np.array([names.index(led.system) for led in ledgers], dtype=np.int64), lens)
+    order = np.lexsort((seq, rank, t))  # stable, like the entry path's sort_values(kind="stable")
+    del rank
+    cols: dict[str, Any] = {"seq": pd.Series(seq[order]), "t": pd.Series(t[order])}
+    del seq, t
+    # Where each row of the sorted frame comes from: which ledger, which of its entries.
+    led_of = np.repeat(np.arange(len(ledgers), dtype=np.int64), lens)[order]
+    row_of = (np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(lens) - lens, lens))[order]
+    del order
+
+    def chunks(fetch: Callable[[int, list[int]], list[Any]]) -> Iterator[list[Any]]:
+        """A column in frame order, ``_CHUNK`` rows at a time; ``fetch(ledger, rows)`` reads one
+        ledger's entries."""
+        for k in range(0, total, _CHUNK):
+            which, rows = led_of[k : k + _CHUNK], row_of[k : k + _CHUNK]
+            if len(ledgers) == 1:
+                yield fetch(0, rows.tolist())
+                continue
+            part: list[Any] = [None] * len(which)
+            for j in range(len(ledgers)):
+                at = np.flatnonzero(which == j)
+                if len(at):
+                    for p, v in zip(at.tolist(), fetch(j, rows[at].tolist()), strict=True):
+                        part[p] = v
+            yield part
+
+    def column(fetch: Callable[[int, list[int]], list[Any]]) -> pd.Series:
+        values: list[Any] = []
+        for part in chunks(fetch):
+            values += part
+        return pd.Series(values)
+
+    # Ids and names: lists of the ledgers' own str objects (8 B a row), as pandas takes them.
+    cols["system"] = column(lambda j, rows: [ledgers[j].system] * len(rows))
+    for name in ("kind", "entity", "ref", "correlation_id", "idempotency_key"):
+        cols[name] = column(lambda j, rows, name=name: ledgers[j].pick(name, rows))  # type: ignore[misc]
+    # The JSON text is new and the bulk of the frame: never the whole column as Python strings.
+    enc = json.JSONEncoder(sort_keys=True, default=str).encode  # as events_frame encodes (ASCII)
+
+    def data(j: int, rows: list[int]) -> list[Any]:
+        return ledgers[j].pick("data", rows, enc)
+
+    text = pd.Series(["{}"]).dtype  # what pandas makes of a list of str
+    if isinstance(text, pd.StringDtype) and text.storage == "pyarrow":
+        # Encoded a chunk at a time into one buffer laid out as Arrow's large_string (ASCII: a
+        # character is a byte), which becomes the column without a copy: the single-chunk array
+        # pandas would have built from the list.
+        blob, offsets = bytearray(), array("q", [0])
+        for part in chunks(data):
+            blob += "".join(part).encode("ascii")
+            ends = accumulate(map(len, part), initial=offsets[-1])
+            next(ends)  # the initial value: the previous chunk's end, already there
+            offsets.extend(ends)
+        arr = pa.LargeStringArray.from_buffers(total, pa.py_buffer(offsets), pa.py_buffer(blob))
+        cols["data"] = pd.Series(text.__from_arrow__(pa.chunked_array([arr])))
+    else:
+        cols["data"] = column(data)
+    return pd.DataFrame(cols)
+
+
+_CHUNK = 1 << 16  # rows of a text column converted to Arrow at a time
+
+
 def calls_frame(calls: Iterable[Any]) -> pd.DataFrame:
-    """Integration call records (dicts or dataclasses) -> calls.parquet table, flat and typed."""
+    """Integration call records (dicts or dataclasses, or a ``metrics.CallTable``) -> calls.parquet
+    table, flat and typed."""
+    column = getattr(calls, "column", None)
+    if column is not None and len(calls):  # type: ignore[arg-type]
+        # A CallTable: one column at a time, each the list of the values recorded (so pandas infers
+        # exactly what it would from the records), converted and dropped before the next; the
+        # times straight from their float arrays when every one is a float.
+        cols: dict[str, pd.Series] = {}
+        t0, t1 = calls.floats("t_start"), calls.floats("t_end")  # type: ignore[attr-defined]
+        for k in calls.columns:  # type: ignore[attr-defined]
+            if t0 is not None and t1 is not None and k in ("t_start", "t_end", "latency_s"):
+                a0, a1 = np.frombuffer(t0, dtype=np.float64), np.frombuffer(t1, dtype=np.float64)
+                # latency_s = t_end - t_start: the same IEEE subtraction the records made
+                cols[k] = pd.Series(a0.copy() if k == "t_start" else a1.copy() if k == "t_end" else a1 - a0)
+            else:
+                cols[k] = pd.Series(column(k))
+        return _json_cells(pd.DataFrame(cols))
     calls = list(calls)
     kind = type(calls[0]) if calls else None
     names = tuple(getattr(kind, "__dataclass_fields__", ()))
