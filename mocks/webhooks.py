@@ -61,11 +61,16 @@ def occurred_at_iso(t: float, start: str = DEFAULT_START) -> str:
 
 
 def envelope(ev: WebhookEvent, start: str = DEFAULT_START, data: Any = None) -> dict[str, Any]:
+    return envelope_at(ev, occurred_at_iso(ev.occurred_at, start), data)
+
+
+def envelope_at(ev: WebhookEvent, occurred_at: str, data: Any = None) -> dict[str, Any]:
+    """The envelope with ``occurred_at`` already rendered (the virtual network caches renderings)."""
     return {
         "id": ev.id,
         "type": ev.type,
         "source": ev.source,
-        "occurred_at": occurred_at_iso(ev.occurred_at, start),
+        "occurred_at": occurred_at,
         "data": ev.data if data is None else data,
     }
 

@@ -217,17 +217,9 @@ def envelope(ev: WebhookEvent, start: str | None = None, data: Any = None) -> di
     """The webhook envelope of docs/internals.md, as the live sender builds it (``occurred_at`` ISO
     8601 from the scenario start): ``mocks.webhooks.envelope``, with the start parsed once per
     run instead of per event (``tests/test_network.py`` holds the two equal)."""
-    if start is None:
-        from mocks.webhooks import DEFAULT_START  # lazily: mocks.webhooks imports httpx
+    from mocks.webhooks import DEFAULT_START, envelope_at  # lazily: mocks.webhooks imports httpx
 
-        start = DEFAULT_START
-    return {
-        "id": ev.id,
-        "type": ev.type,
-        "source": ev.source,
-        "occurred_at": _occurred_at(ev.occurred_at, start),
-        "data": ev.data if data is None else data,
-    }
+    return envelope_at(ev, _occurred_at(ev.occurred_at, DEFAULT_START if start is None else start), data)
 
 
 @functools.lru_cache(maxsize=8)
