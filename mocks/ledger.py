@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import marshal
 from array import array
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -104,6 +105,7 @@ class Ledger:
         self._values: list[Any] = []
         self._shapes: list[tuple[str, int, tuple[str, ...]]] = []  # code -> (kind, id bits, data keys)
         self._codes: dict[tuple[str, int, tuple[str, ...]], int] = {}
+        self._shape_n: list[int] = []  # code -> entries of that shape appended (dropped ones too)
         self._odd_t: dict[int, Any] = {}  # column index -> a time that is not a float (kept as given)
 
     def append(
@@ -111,27 +113,13 @@ class Ledger:
         t: float,
         kind: str,
         entity: str,
-        *,
         ref: str | None = None,
         correlation_id: str | None = None,
         idempotency_key: str | None = None,
         data: dict[str, Any] | None = None,
-    ) -> Entry:
-        """Record one entry and return it (as a reader would get it)."""
-        self.add(t, kind, entity, ref, correlation_id, idempotency_key, data)
-        return self._entry(len(self._t) - 1)
-
-    def add(
-        self,
-        t: float,
-        kind: str,
-        entity: str,
-        ref: str | None = None,
-        correlation_id: str | None = None,
-        idempotency_key: str | None = None,
-        data: dict[str, Any] | None = None,
-    ) -> None:
-        """``append`` without building the ``Entry`` it would return (the cores' path)."""
+    ) -> int:
+        """Record one entry; returns its ``seq``. No ``Entry`` is built (the cores record millions
+        and read none back); ``since(seq - 1)[0]`` reads it."""
         self._seq += 1
         if self.max_entries is not None and len(self) >= self.max_entries:
             self._drop_oldest()
@@ -159,13 +147,24 @@ class Ledger:
         if code is None:
             code = self._codes[key] = len(self._shapes)
             self._shapes.append(key)
+            self._shape_n.append(0)
         self._shape.append(code)
+        self._shape_n[code] += 1
         # _t last: the length is len(_t), so a reader (another thread, live) never sees half an entry.
         if type(t) is float:
             self._t.append(t)
         else:
             self._odd_t[i] = t
             self._t.append(float("nan"))
+        return self._seq
+
+    def kinds(self) -> Counter[str]:
+        """Entries appended since the last ``clear``, by kind (dropped ones included): O(shapes),
+        so a drain loop can test quiescence without walking the ledger."""
+        out: Counter[str] = Counter()
+        for (kind, _, _), n in zip(self._shapes, self._shape_n, strict=True):
+            out[kind] += n
+        return out
 
     def _drop_oldest(self) -> None:
         self.dropped += 1

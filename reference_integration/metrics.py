@@ -39,6 +39,10 @@ class CallRecord:
 
 
 CALL_COLUMNS = tuple(f.name for f in fields(CallRecord))
+# One attempt as the engine reports it: ``CallRecord``'s fields without ``latency_s`` (t_start,
+# t_end, system, operation, attempt, status, outcome, correlation_id, idempotency_key, workflow);
+# the names live once, in ``CallTable.add``.
+CallRow = tuple[float, float, str, str, int, int | None, str, str | None, str | None, str]
 
 _NO_STATUS = -(2**31)  # ``status`` None in the int32 status column
 
@@ -262,39 +266,14 @@ class RuntimeStats:
         self.calls.append(rec)
         self._count(rec.system, rec.outcome, rec.latency_s)
 
-    def record_call(
-        self,
-        t_start: float,
-        t_end: float,
-        system: str,
-        operation: str,
-        attempt: int,
-        status: int | None,
-        outcome: str,
-        correlation_id: str | None,
-        idempotency_key: str | None,
-        workflow: str = "",
-    ) -> None:
+    def record_call(self, *row: *CallRow) -> None:
         """``record`` without a ``CallRecord`` when the calls are a ``CallTable`` (the common case)."""
         calls = self.calls
+        t_start, t_end, system, _, _, _, outcome, *_ = row
         if type(calls) is CallTable:
-            calls.add(t_start, t_end, system, operation, attempt, status, outcome, correlation_id, idempotency_key, workflow)
+            calls.add(*row)
         else:
-            calls.append(
-                CallRecord(
-                    t_start,
-                    t_end,
-                    system,
-                    operation,
-                    attempt,
-                    status,
-                    outcome,
-                    t_end - t_start,
-                    correlation_id,
-                    idempotency_key,
-                    workflow,
-                )
-            )
+            calls.append(CallRecord(*row[:7], t_end - t_start, *row[7:]))
         self._count(system, outcome, t_end - t_start)
 
     def _count(self, system: str, outcome: str, latency_s: float) -> None:

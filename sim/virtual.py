@@ -48,27 +48,6 @@ def _need(module: str, names: str) -> Any:
     return mod
 
 
-class CountingLedger(Ledger):
-    """A ledger that also counts entries by kind, so the drain loop can test quiescence in O(1)."""
-
-    def __init__(self, system: str) -> None:
-        super().__init__(system)
-        self.kinds: Counter[str] = Counter()
-
-    def add(
-        self,
-        t: float,
-        kind: str,
-        entity: str,
-        ref: str | None = None,
-        correlation_id: str | None = None,
-        idempotency_key: str | None = None,
-        data: dict[str, Any] | None = None,
-    ) -> None:
-        self.kinds[kind] += 1
-        super().add(t, kind, entity, ref, correlation_id, idempotency_key, data)
-
-
 @dataclass(frozen=True, slots=True)
 class Progress:
     phase: str  # "run" | "drain" | "reconcile"
@@ -135,7 +114,7 @@ class World:
     env: simpy.Environment
     streams: Streams
     md: Any
-    ledgers: dict[str, CountingLedger]
+    ledgers: dict[str, Ledger]
     cores: dict[str, Any]
     engines: dict[str, Any]
     gateways: dict[str, Any]
@@ -169,7 +148,7 @@ def build(scenario: Scenario) -> World:
     env = simpy.Environment()
     streams = Streams(scenario.seed)
     md = md_mod.generate(scenario.masterdata, streams)
-    ledgers = {s: CountingLedger(s) for s in SYSTEMS}
+    ledgers = {s: Ledger(s) for s in SYSTEMS}
     engines = {s: faults.FaultEngine(s, scenario.systems[SystemName(s)], scenario.faults, streams) for s in SYSTEMS}
     hooks = WebhookNetwork(env, None, streams, engines=engines, policy=scenario.webhooks, start=scenario.start)
     cores = {s: cls(env, md, scenario, streams, ledgers[s], hooks.emit_for(s)) for s, cls in cores_mod.items()}
@@ -251,7 +230,7 @@ def _quiet(world: World) -> bool:
     past the warehouse and every parcel delivered."""
     if world.runtime.busy or world.webhooks.in_flight:
         return False
-    wms, car = world.ledgers["wms"].kinds, world.ledgers["carrier"].kinds
+    wms, car = world.ledgers["wms"].kinds(), world.ledgers["carrier"].kinds()
     if wms["fulfilment.created"] > wms["fulfilment.ready_to_ship"]:
         return False
     # A failed delivery (EX) is retried by the carrier and delivered later: only DL is terminal.

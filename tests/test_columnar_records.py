@@ -18,10 +18,10 @@ def _entries(led: Ledger) -> list[tuple]:
 def test_ledger_reads_back_every_field_and_key_order():
     led = Ledger("erp")
     lines = [["SKU-1", 24, 1.25]]
-    e = led.append(1.5, "sales_order.created", "SO-1", ref="801A", idempotency_key="so:801A", data={"z": 1, "a": lines})
+    seq = led.append(1.5, "sales_order.created", "SO-1", ref="801A", idempotency_key="so:801A", data={"z": 1, "a": lines})
     led.append(2.0, "sales_order.released", "SO-1", correlation_id="c-1")
     led.append(3.0, "stock.received", "PO-1", data={})
-    assert e == Entry(1, 1.5, "erp", "sales_order.created", "SO-1", "801A", None, "so:801A", {"z": 1, "a": lines})
+    assert seq == 1 and led.since(0)[0] == Entry(1, 1.5, "erp", "sales_order.created", "SO-1", "801A", None, "so:801A", {"z": 1, "a": lines})
     got = _entries(led)
     assert got[0][8] == {"z": 1, "a": lines} and list(got[0][8]) == ["z", "a"]
     assert got[0][8]["a"] == lines and got[0][8]["a"] is not lines  # lists are kept marshalled: equal copies
@@ -51,7 +51,7 @@ def test_ledger_since_and_max_entries_paging():
     assert led.since(3000) == []
     led.clear()
     assert len(led) == 0 and led.dropped == 0
-    assert led.append(1.0, "k", "x").seq == 1
+    assert led.append(1.0, "k", "x") == 1
 
 
 def test_events_frame_from_columns_equals_the_entry_path(monkeypatch: pytest.MonkeyPatch):
@@ -94,3 +94,15 @@ def test_call_table_frame_from_float_columns_equals_the_record_path():
     pd.testing.assert_frame_equal(
         runfolder.calls_frame(table), runfolder.calls_frame(list(table)), check_exact=True
     )
+
+
+def test_ledger_counts_kinds_across_shapes_and_drops():
+    led = Ledger("wms", max_entries=3)
+    led.append(1.0, "fulfilment.created", "FO-1", ref="801A", data={"lines": [["SKU-1", 1]]})
+    led.append(2.0, "fulfilment.created", "FO-2")  # another shape of the same kind
+    led.append(3.0, "fulfilment.ready_to_ship", "FO-1", ref="801A")
+    led.append(4.0, "fulfilment.created", "FO-3", correlation_id="c-3")  # drops the oldest
+    assert len(led) == 3 and led.dropped == 1
+    assert led.kinds() == {"fulfilment.created": 3, "fulfilment.ready_to_ship": 1}
+    led.clear()
+    assert led.kinds() == {}

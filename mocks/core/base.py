@@ -109,12 +109,11 @@ class SystemCore:
         return fn(req)
 
     def record(self, req: Request | None, kind: str, entity: str, ref: str | None = None, **data: Any) -> None:
-        # ``add``, not ``append``: nobody here reads the Entry back, so the ledger need not build it.
         if req is None:
-            self.ledger.add(self.env.now, kind, entity, ref, None, None, data)
+            self.ledger.append(self.env.now, kind, entity, ref, None, None, data)
         else:
             h = req.headers
-            self.ledger.add(self.env.now, kind, entity, ref, h.get("x-correlation-id"), h.get("idempotency-key"), data)
+            self.ledger.append(self.env.now, kind, entity, ref, h.get("x-correlation-id"), h.get("idempotency-key"), data)
 
     def new_event(self, type_: str, data: dict[str, Any]) -> WebhookEvent:
         ev = WebhookEvent(f"{self.system}-evt-{next(self._event_ids):08d}", type_, self.system, self.env.now, data)
