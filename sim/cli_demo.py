@@ -246,7 +246,9 @@ def _run_live_pair(sc: Scenario, folder: Path, console: Console) -> dict[str, An
                     procs[p] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
             with console.status("live: starting") as status:
                 while any(pr.poll() is None for pr in procs.values()):
-                    state = " · ".join(f"{p} {'done' if pr.poll() is not None else 'running'}" for p, pr in procs.items())
+                    state = " · ".join(
+                        f"{p} {'done' if pr.poll() is not None else 'running'}" for p, pr in procs.items()
+                    )
                     status.update(f"live: {state} · {time.perf_counter() - t0:.0f} s")
                     time.sleep(0.5)
         except KeyboardInterrupt:

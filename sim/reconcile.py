@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -220,13 +220,20 @@ def _reserved_ea(d: dict[str, Any], ordered: float) -> float | None:
     return None
 
 
+def _rows(df: pd.DataFrame, names: tuple[str, ...], chunk: int = 1 << 16) -> Iterator[tuple[Any, ...]]:
+    """The named columns' values row by row, as ``tolist`` gives them, a chunk at a time: the
+    whole of an events frame as Python objects (a str per cell) was ~8 KB per order at once."""
+    for k in range(0, len(df), chunk):
+        part = df.iloc[k : k + chunk]
+        yield from zip(*(part[c].tolist() for c in names), strict=True)
+
+
 def _scan(entries: pd.DataFrame, known: set[str], end: float) -> tuple[dict[str, _Acc], int]:
     acc: dict[str, _Acc] = defaultdict(_Acc)
     orphans = 0
     if entries.empty:
         return acc, 0
-    cols = [entries[c].tolist() for c in ("t", "system", "kind", "ref", "data")]
-    for t, system, kind, ref, data in zip(*cols, strict=True):
+    for t, system, kind, ref, data in _rows(entries, ("t", "system", "kind", "ref", "data")):
         if ref is None or (isinstance(ref, float) and pd.isna(ref)) or t > end:
             continue
         if ref not in known:

@@ -233,16 +233,23 @@ def _json_cells(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
-    out = df.copy()
-    for col in out.columns:
-        if out[col].dtype == object:
-            vals = [v for v in out[col] if v is not None and not (isinstance(v, float) and pd.isna(v))]
+    """``df`` itself, or a shallow copy with the object columns pyarrow would reject turned to text
+    (a deep copy of a quarter's events frame was the run folder's whole memory peak)."""
+    out = df
+    for col in df.columns:
+        if df[col].dtype == object:
+            vals = [v for v in df[col] if v is not None and not (isinstance(v, float) and pd.isna(v))]
             kinds = {type(v) for v in vals}
             if kinds - {str, bool, int, float}:
-                out[col] = [_json_cell(v) for v in out[col]]
+                fixed = [_json_cell(v) for v in df[col]]
             elif len(kinds) > 1 and kinds != {int, float}:
                 # mixed scalars: pyarrow would reject them; text keeps every value readable
-                out[col] = [None if v is None else str(v) for v in out[col]]
+                fixed = [None if v is None else str(v) for v in df[col]]
+            else:
+                continue
+            if out is df:
+                out = df.copy(deep=False)  # a whole column is replaced: the caller's frame is untouched
+            out[col] = fixed
     return out
 
 

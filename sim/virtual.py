@@ -21,6 +21,7 @@ import pandas as pd
 import simpy
 
 from mocks.ledger import Ledger
+from sim import isolate as isolation
 from sim.kpis import Breach, check_slo, compute_kpis
 from sim.reconcile import demand_log, entries_frame, exceptions_frame, reconcile
 from sim.rng import Streams
@@ -71,6 +72,7 @@ class RunResult:
     # The integration's DLQ entries (``reference_integration.store.DlqEntry``: category, reason,
     # workflow, payload), replayed ones included: what an operator would see and replay.
     dlq: list[Any] = field(default_factory=list)
+    sim_events: int = 0  # SimPy events the virtual run scheduled (0: not a virtual run)
 
     @property
     def ok(self) -> bool:
@@ -302,7 +304,26 @@ def _load_trim() -> Callable[[], None]:
 _trim = _load_trim()
 
 
-@_gc_for_batch()  # a context manager as decorator: fresh thresholds per call, restored after
+# Above this many orders (``demand.orders``, before any surge) a run simulates in a forked child
+# by default (``sim.isolate``): the analysis then starts from a fresh heap instead of stacking on
+# the simulation's. Below it the fork and the hand-over cost more than they save.
+ISOLATE_FROM_ORDERS = 10_000
+
+
+@dataclass
+class Simulated:
+    """What the analysis reads from a simulated world, taken before the world is dropped."""
+
+    ledgers: list[Ledger]
+    calls: Any  # reference_integration.metrics.CallTable (or any sequence of call records)
+    exceptions: pd.DataFrame
+    counters: dict[str, Any]
+    drained_quiet: bool
+    dlq: list[Any]
+    sim_s: float
+    sim_events: int  # SimPy events scheduled (the benchmark's events per order)
+
+
 def run_virtual(
     scenario: Scenario,
     profile: str | None = None,
@@ -311,11 +332,28 @@ def run_virtual(
     progress: Callable[[Progress], None] | None = None,
     *,
     report: bool = True,
+    isolate: bool | None = None,
 ) -> RunResult:
-    """Run one virtual replication; write the run folder to ``out`` when given."""
+    """Run one virtual replication; write the run folder to ``out`` when given. ``isolate``
+    simulates in a forked child process (None: when the run is large and fork exists)."""
     scenario = resolve(scenario, profile, seed)
     wall_start_iso = now_iso()
     t0 = time.perf_counter()
+    if isolate is None:
+        isolate = scenario.demand.orders >= ISOLATE_FROM_ORDERS and isolation.available()
+    if isolate:
+        sim = isolation.call_in_child(lambda send: simulate(scenario, send, t0), progress)
+    else:
+        sim = simulate(scenario, progress, t0)
+    return analyse(scenario, sim, t0, wall_start_iso, out, report)
+
+
+@_gc_for_batch()  # a context manager as decorator: fresh thresholds per call, restored after
+def simulate(
+    scenario: Scenario, progress: Callable[[Progress], None] | None = None, t0: float | None = None
+) -> Simulated:
+    """Build the world, run demand to the horizon and drain; return what the analysis reads."""
+    t0 = time.perf_counter() if t0 is None else t0
     world = build(scenario)
     env = world.env
     horizon = float(scenario.horizon)
@@ -337,21 +375,38 @@ def run_virtual(
         tick(world, "drain", drain_end)
     sim_s = float(env.now)
     tick(world, "reconcile", sim_s)
-
     # Take what the analysis reads -- the ledgers, the call records, the integration's exception
     # lists and counters -- then let the world go before any frame is built: its documents, SimPy
     # queue, workflow state and pydantic models are more than half of a run's memory and nothing
-    # reads them again, so the analysis peak no longer sits on top of the simulation's.
-    ledgers = list(world.ledgers.values())
-    call_records = world.runtime.calls
-    exc = _exceptions(world.runtime)
-    counters = _counters(world)
-    drained_quiet = _quiet(world)
-    dlq = list(world.runtime.store.dlq_list(include_replayed=True))
+    # reads them again.
+    sim = Simulated(
+        ledgers=list(world.ledgers.values()),
+        calls=world.runtime.calls,
+        exceptions=_exceptions(world.runtime),
+        counters=_counters(world),
+        drained_quiet=_quiet(world),
+        dlq=list(world.runtime.store.dlq_list(include_replayed=True)),
+        sim_s=sim_s,
+        sim_events=next(env._eid),  # SimPy numbers every event it schedules
+    )
     del world, env
     gc.collect()  # the world is cyclic (processes <-> generators <-> cores): refcounts alone keep it
     _trim()
+    return sim
 
+
+@_gc_for_batch()
+def analyse(
+    scenario: Scenario,
+    sim: Simulated,
+    t0: float,
+    wall_start_iso: str,
+    out: str | Path | None = None,
+    report: bool = True,
+) -> RunResult:
+    """Reconcile the ledgers, compute the KPIs and (given ``out``) write the run folder."""
+    ledgers, call_records = sim.ledgers, sim.calls
+    sim.ledgers = sim.calls = []  # the frames replace them: nothing else may keep them alive
     events = ledgers_events_frame(ledgers)  # data as JSON text, for events.parquet
     if events is None:  # a ledger without columns: through Entry objects
         events = events_frame(entries_frame([e for led in ledgers for e in led]))
@@ -362,20 +417,23 @@ def run_virtual(
     _trim()
     # Reconciliation reads the events frame: ``data`` as JSON text is parsed back for the few
     # kinds it looks inside (sim.reconcile._data), and no second frame of dicts is built.
+    exc, sim_s = sim.exceptions, sim.sim_s
     orders = reconcile(events, demand_log(events), exc, end=sim_s)
     wall_s = time.perf_counter() - t0
-    kpis = compute_kpis(orders, calls=calls, faults=scenario.faults, sim_s=sim_s, wall_s=wall_s, counters=counters)
+    kpis = compute_kpis(orders, calls=calls, faults=scenario.faults, sim_s=sim_s, wall_s=wall_s, counters=sim.counters)
     breaches = check_slo(kpis, scenario.slo)
+    horizon = float(scenario.horizon)
     meta = make_meta(
         scenario,
         mode="virtual",
         wall_start=wall_start_iso,
         horizon_s=horizon,
         drained_s=sim_s - horizon,
-        drained_quiet=drained_quiet,
+        drained_quiet=sim.drained_quiet,
     )
     result = RunResult(scenario, meta, kpis, orders, events, calls, exc, breaches)
-    result.dlq = dlq
+    result.dlq = sim.dlq
+    result.sim_events = sim.sim_events
     _trim()
     if out is not None:
         result.write(out, report)
