@@ -167,11 +167,15 @@ def _chunks(f: IO[bytes], n: int) -> Iterator[list[Any]]:
 
 def _load(f: IO[bytes]) -> Any:
     lists: list[list[Any]] = []
+    # Each chunk was pickled with its own memo, so a string the child held once (an order's id
+    # in every ledger and call record) arrives once per chunk: fold the copies back into one.
+    canon: dict[str, str] = {}
     for _ in range(pickle.load(f)):
         items: list[Any] = []
         for part in _chunks(f, pickle.load(f)):
-            items += part
+            items += [canon.setdefault(v, v) if type(v) is str else v for v in part]
         lists.append(items)
+    del canon
     unpickler = pickle.Unpickler(f)
     unpickler.persistent_load = lists.__getitem__  # type: ignore[assignment]
     return unpickler.load()

@@ -186,6 +186,7 @@ def ledgers_events_frame(ledgers: Sequence[Any]) -> pd.DataFrame | None:
 
 
 _CHUNK = 1 << 16  # rows of a text column converted to Arrow at a time
+_ROW_GROUP = 1 << 17  # rows per parquet row group of events.parquet and calls.parquet
 
 
 def calls_frame(calls: Iterable[Any]) -> pd.DataFrame:
@@ -276,9 +277,11 @@ def write_run(
     _write_json(out / "meta.json", dict(meta))
     _write_json(out / "kpis.json", dict(kpis))
     _parquet_safe(orders).to_parquet(out / "orders.parquet", index=False)
-    _parquet_safe(events).to_parquet(out / "events.parquet", index=False)
+    # Row groups of _ROW_GROUP rows: the writer encodes and buffers one group at a time (its
+    # default, a million rows, is a quarter's events several times over in one buffer).
+    _parquet_safe(events).to_parquet(out / "events.parquet", index=False, row_group_size=_ROW_GROUP)
     calls_df = calls if calls is not None else pd.DataFrame({"system": pd.Series(dtype=str)})
-    _parquet_safe(calls_df).to_parquet(out / "calls.parquet", index=False)
+    _parquet_safe(calls_df).to_parquet(out / "calls.parquet", index=False, row_group_size=_ROW_GROUP)
     if report:
         from sim.report import write_report
 
