@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from mocks.core.base import DomainCore, Request, Response, Route, error
@@ -38,13 +38,17 @@ class Fulfilment:
     client_reference: str
     erp_order: str
     warehouse: str
-    ship_to: dict[str, Any]
+    ship_to: tuple[tuple[str, Any], ...]  # the address dict's items, shared (``WmsCore._share``)
     lines: list[tuple[str, int]]  # (sku, eaches)
     weight_kg: float
     requested_ship_date_ms: int | None
     created: float
     status: str = "released"
-    times: dict[str, float] = field(default_factory=dict)  # milestone -> simulated time
+    # Simulated time of each milestone: slots, not a dict per fulfilment.
+    picked: float | None = None
+    packed: float | None = None
+    ready_to_ship: float | None = None
+    shipped: float | None = None
     ship_day: int | None = None
     carrier: str | None = None
     tracking_number: str | None = None
@@ -74,6 +78,12 @@ class WmsCore(DomainCore):
         self._by_ref: dict[str, list[str]] = {}
         self._ids = itertools.count(1)
         self._warehouses = {w.code for w in self.md.warehouses} or {"WH01"}
+        # One stored copy of each distinct ship-to address: fulfilments go to the few addresses
+        # of each customer, and a dict per fulfilment was most of what its address cost.
+        self._shared: dict[tuple[tuple[str, Any], ...], tuple[tuple[str, Any], ...]] = {}
+
+    def _share(self, pairs: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, Any], ...]:
+        return self._shared.setdefault(pairs, pairs)
 
     # -- operations ----------------------------------------------------------------------------
     def op_create_fulfillment(self, req: Request) -> Response:
@@ -96,7 +106,7 @@ class WmsCore(DomainCore):
             sku = self.md.by_sku.get(line.sku)
             if sku is None:
                 return error(422, "unknown_sku", f"lines.{i}.sku: unknown SKU {line.sku!r}", f"lines.{i}.sku")
-            lines.append((line.sku, line.quantity))
+            lines.append((sku.sku, line.quantity))  # equal to line.sku, one string for every order
             weight += sku.weight_kg * line.quantity
         fid = f"FO-{next(self._ids):06d}"
         fo = Fulfilment(
@@ -104,7 +114,7 @@ class WmsCore(DomainCore):
             client_reference=body.client_reference,
             erp_order=body.erp_order,
             warehouse=body.warehouse,
-            ship_to=body.ship_to.model_dump(exclude_none=True),
+            ship_to=self._share(tuple(body.ship_to.model_dump(exclude_none=True).items())),
             lines=lines,
             weight_kg=round(weight, 3),
             requested_ship_date_ms=body.requested_ship_date_ms,
@@ -151,7 +161,7 @@ class WmsCore(DomainCore):
         if fo.status != "ready_to_ship":
             return error(409, "not_ready", f"{fo.fulfillment_id} is {fo.status}, not ready_to_ship yet")
         fo.status = "shipped"
-        fo.times["shipped"] = self.env.now
+        fo.shipped = self.env.now
         fo.carrier, fo.tracking_number = body.carrier, body.tracking_number
         self.record(
             req,
@@ -168,8 +178,7 @@ class WmsCore(DomainCore):
     def public(self, fo: Fulfilment) -> dict[str, Any]:
         ms = self.calendar.epoch_ms
 
-        def at(m: str) -> int | None:
-            t = fo.times.get(m)
+        def at(t: float | None) -> int | None:
             return None if t is None else ms(t)
 
         return {
@@ -183,10 +192,10 @@ class WmsCore(DomainCore):
             "packages": self._packages(fo),
             "requested_ship_date_ms": fo.requested_ship_date_ms,
             "created_at_ms": ms(fo.created),
-            "picked_at_ms": at("picked"),
-            "packed_at_ms": at("packed"),
-            "ready_to_ship_at_ms": at("ready_to_ship"),
-            "shipped_at_ms": at("shipped"),
+            "picked_at_ms": at(fo.picked),
+            "packed_at_ms": at(fo.packed),
+            "ready_to_ship_at_ms": at(fo.ready_to_ship),
+            "shipped_at_ms": at(fo.shipped),
             "planned_ship_date": self._ship_date(fo.ship_day),
             "carrier": fo.carrier,
             "tracking_number": fo.tracking_number,
@@ -197,13 +206,15 @@ class WmsCore(DomainCore):
         fo: Fulfilment = job.data
         now = self.env.now
         fo.status = milestone
-        fo.times[milestone] = now
         extra: dict[str, Any]
         if milestone == "picked":
+            fo.picked = now
             extra = {"wait_s": job.wait_s, "pick_s": job.pick_s}
         elif milestone == "packed":
+            fo.packed = now
             extra = {"pack_s": job.pack_s}
         else:
+            fo.ready_to_ship = now
             fo.ship_day = job.ship_day
             extra = {"ship_day": job.ship_day, "ship_date": self._ship_date(job.ship_day)}
         self.record(
