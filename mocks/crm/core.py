@@ -49,6 +49,15 @@ def _sf_address(a: Address) -> dict[str, str]:
     return {"street": a.line1, "city": a.city, "state": a.region, "postalCode": a.postal_code, "country": a.country}
 
 
+# ``AddressIn``'s fields in order: a stored address is their values (``None`` where absent).
+_ADDRESS_KEYS = tuple(s.AddressIn.model_fields)
+
+
+def _address(values: tuple[str | None, ...]) -> dict[str, str]:
+    """A stored address as ``AddressIn.model_dump(exclude_none=True)`` gave it (plain str fields)."""
+    return {k: v for k, v in zip(_ADDRESS_KEYS, values, strict=True) if v is not None}
+
+
 def _item(code: str, qty: int, uom: str, price: float | None) -> dict[str, Any]:
     """An order item as ``OrderItemCreate.model_dump(exclude_none=True)`` gave it."""
     if price is None:
@@ -64,7 +73,7 @@ class CrmOrder:
     effective_date: str
     requested_date: str | None
     po_number: str | None
-    shipping: tuple[tuple[str, str], ...] | None  # the address dict's items, shared (``_share``)
+    shipping: tuple[str | None, ...] | None  # ``_ADDRESS_KEYS``' values, shared (``_share``)
     ship_to_name: str | None
     items: list[tuple[str, int, str, float | None]]  # ProductCode, Quantity, UnitOfMeasure__c, UnitPrice
     created_t: float
@@ -225,9 +234,9 @@ class CrmCore(DomainCore):
             effective_date=body.EffectiveDate,
             requested_date=body.RequestedDeliveryDate__c,
             po_number=body.PoNumber,
-            shipping=self._share(tuple(body.ShippingAddress.model_dump(exclude_none=True).items()))
-            if body.ShippingAddress
-            else None,
+            shipping=None
+            if (a := body.ShippingAddress) is None
+            else self._share(tuple(map(a.__getattribute__, _ADDRESS_KEYS))),
             ship_to_name=self._share(body.ShipToName__c),
             items=items,
             created_t=self.env.now,
@@ -280,7 +289,7 @@ class CrmCore(DomainCore):
             "EffectiveDate": o.effective_date,
             "RequestedDeliveryDate__c": o.requested_date,
             "PoNumber": o.po_number,
-            **({"ShippingAddress": dict(o.shipping)} if o.shipping else {}),
+            **({"ShippingAddress": _address(o.shipping)} if o.shipping else {}),
             **({"ShipToName__c": o.ship_to_name} if o.ship_to_name else {}),
             "OrderItems": [_item(*it) for it in o.items],
             "CreatedDate": self.calendar.iso_z(o.created_t),

@@ -15,13 +15,15 @@ from typing import Any
 
 from mocks.core.base import DomainCore, Request, Response, Route, error
 from mocks.core.validation import parse
-from mocks.wms.schemas import FulfillmentCreate, ShipConfirm
+from mocks.wms.schemas import FulfillmentCreate, ShipConfirm, ShipToCreate
 from sim.calendar import Calendar
 from sim.world.warehouse import DayClock, Job, Warehouse
 
 _FO = "/v1/fulfillment-orders"
 MAX_CARTON_KG = 30.0  # well under the parcel carrier's 150 lb per package
 MIN_CARTON_KG = 0.1  # a carton never weighs less than its packaging
+# ``ShipToCreate``'s fields in order: a stored address is their values (``None`` where absent).
+_SHIP_TO_KEYS = tuple(ShipToCreate.model_fields)
 
 
 def cartons(weight_kg: float) -> list[dict[str, float]]:
@@ -38,7 +40,7 @@ class Fulfilment:
     client_reference: str
     erp_order: str
     warehouse: str
-    ship_to: tuple[tuple[str, Any], ...]  # the address dict's items, shared (``WmsCore._share``)
+    ship_to: tuple[str | None, ...]  # ``_SHIP_TO_KEYS``' values, shared (``WmsCore._share``)
     lines: list[tuple[str, int]]  # (sku, eaches)
     weight_kg: float
     requested_ship_date_ms: int | None
@@ -80,10 +82,10 @@ class WmsCore(DomainCore):
         self._warehouses = {w.code for w in self.md.warehouses} or {"WH01"}
         # One stored copy of each distinct ship-to address: fulfilments go to the few addresses
         # of each customer, and a dict per fulfilment was most of what its address cost.
-        self._shared: dict[tuple[tuple[str, Any], ...], tuple[tuple[str, Any], ...]] = {}
+        self._shared: dict[tuple[str | None, ...], tuple[str | None, ...]] = {}
 
-    def _share(self, pairs: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, Any], ...]:
-        return self._shared.setdefault(pairs, pairs)
+    def _share(self, values: tuple[str | None, ...]) -> tuple[str | None, ...]:
+        return self._shared.setdefault(values, values)
 
     # -- operations ----------------------------------------------------------------------------
     def op_create_fulfillment(self, req: Request) -> Response:
@@ -114,7 +116,7 @@ class WmsCore(DomainCore):
             client_reference=body.client_reference,
             erp_order=body.erp_order,
             warehouse=body.warehouse,
-            ship_to=self._share(tuple(body.ship_to.model_dump(exclude_none=True).items())),
+            ship_to=self._share(tuple(map(body.ship_to.__getattribute__, _SHIP_TO_KEYS))),
             lines=lines,
             weight_kg=round(weight, 3),
             requested_ship_date_ms=body.requested_ship_date_ms,
@@ -187,7 +189,8 @@ class WmsCore(DomainCore):
             "erp_order": fo.erp_order,
             "warehouse": fo.warehouse,
             "status": fo.status,
-            "ship_to": dict(fo.ship_to),
+            # = the address's model_dump(exclude_none=True): plain str fields, in field order
+            "ship_to": {k: v for k, v in zip(_SHIP_TO_KEYS, fo.ship_to, strict=True) if v is not None},
             "lines": [{"sku": s, "quantity": q, "uom": "EA"} for s, q in fo.lines],
             "packages": self._packages(fo),
             "requested_ship_date_ms": fo.requested_ship_date_ms,
