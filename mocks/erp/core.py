@@ -148,7 +148,8 @@ class ErpCore(DomainCore):
         self._backorders: dict[str, deque[tuple[SalesOrder, SoLine]]] = {}
         self._changed: set[str] = set(self.on_hand)
         self.orders: dict[str, SalesOrder] = {}
-        self._by_ext_ref: dict[str, list[str]] = {}
+        # A tuple per ExtRef, not a list: almost every one names a single order.
+        self._by_ext_ref: dict[str, tuple[str, ...]] = {}
         # Exposure = receivables open at start (assumed to stay level: payments offset new invoices)
         # + value of orders accepted and not yet invoiced.
         self.exposure: dict[str, float] = {c.customer_no: c.open_balance for c in self.md.customers}
@@ -394,7 +395,7 @@ class ErpCore(DomainCore):
         status = "CREDIT_HOLD" if on_hold else ("BACKORDERED" if any(ln.backordered for ln in lines) else "OPEN")
         order.status = status
         self.orders[order.order_no] = order
-        self._by_ext_ref.setdefault(order.ext_ref, []).append(order.order_no)
+        self._by_ext_ref[order.ext_ref] = (*self._by_ext_ref.get(order.ext_ref, ()), order.order_no)
 
         self.record(
             req,
@@ -487,7 +488,7 @@ class ErpCore(DomainCore):
         ref = req.params.get("ExtRef", "")
         if not ref:
             return error(422, "validation_error", "ExtRef: required", "ExtRef")
-        found = [self._order_public(self.orders[n]) for n in self._by_ext_ref.get(ref, [])]
+        found = [self._order_public(self.orders[n]) for n in self._by_ext_ref.get(ref, ())]
         return Response(200, {"SalesOrders": found})
 
     def _wrong_state(self, o: SalesOrder, action: str, allowed: tuple[str, ...]) -> Response:

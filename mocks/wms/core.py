@@ -77,7 +77,8 @@ class WmsCore(DomainCore):
             observer=self._on_milestone,
         )
         self.fulfilments: dict[str, Fulfilment] = {}
-        self._by_ref: dict[str, list[str]] = {}
+        # A tuple per client reference, not a list: almost every one names a single fulfilment.
+        self._by_ref: dict[str, tuple[str, ...]] = {}
         self._ids = itertools.count(1)
         self._warehouses = {w.code for w in self.md.warehouses} or {"WH01"}
         # One stored copy of each distinct ship-to address: fulfilments go to the few addresses
@@ -123,7 +124,7 @@ class WmsCore(DomainCore):
             created=self.env.now,
         )
         self.fulfilments[fid] = fo
-        self._by_ref.setdefault(fo.client_reference, []).append(fid)
+        self._by_ref[fo.client_reference] = (*self._by_ref.get(fo.client_reference, ()), fid)
         self.record(
             req,
             "fulfilment.created",
@@ -144,7 +145,7 @@ class WmsCore(DomainCore):
         ref = (req.params.get("client_reference") or "").strip()
         if not ref:
             return error(422, "validation_error", "client_reference: required but missing", "client_reference")
-        items = [self.public(self.fulfilments[f]) for f in self._by_ref.get(ref, [])]
+        items = [self.public(self.fulfilments[f]) for f in self._by_ref.get(ref, ())]
         return Response(200, {"items": items, "total": len(items)})
 
     def op_ship_confirm(self, req: Request) -> Response:
