@@ -75,7 +75,7 @@ class Shipment:
     created: float
     pickup_date: str | None
     status: str = "LABEL_CREATED"
-    events: list[tuple[str, float]] = field(default_factory=list)  # (code, simulated time)
+    events: list[Any] = field(default_factory=list)  # code, simulated time of each scan, flat
 
 
 class CarrierCore(DomainCore):
@@ -171,7 +171,7 @@ class CarrierCore(DomainCore):
             "pickupDate": sh.pickup_date,
             "events": [
                 {"eventCode": code, "description": _EVENTS[code][1], "eventTime": self.event_time(t)}
-                for code, t in sh.events
+                for code, t in zip(sh.events[::2], sh.events[1::2], strict=True)
             ],
         }
 
@@ -181,7 +181,7 @@ class CarrierCore(DomainCore):
         now = self.env.now
         status, _, kind = _EVENTS[code]
         sh.status = status
-        sh.events.append((code, now))
+        sh.events += (code, now)
         extra: dict[str, Any] = {}
         if code == "DL":
             extra["transit_s"] = now - (parcel.picked_up or now)

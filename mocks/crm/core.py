@@ -80,9 +80,10 @@ class CrmOrder:
     status: str = "Submitted"
     modified_t: float = 0.0
     fields: dict[str, str] = field(default_factory=dict)  # ExternalOrderNo__c, TrackingNumber__c, ...
-    # (NewValue, Reason, time) per status change; OldValue is the entry before's NewValue, and the
-    # records are rendered on read: a dict and a timestamp string per change cost ~1 KB an order.
-    history: list[tuple[str, str | None, float]] = field(default_factory=list)
+    # NewValue, Reason, time of each status change, flat (3 items a change); OldValue is the change
+    # before's NewValue. Records are rendered on read: a dict and a timestamp string per change
+    # cost ~1 KB an order.
+    history: list[Any] = field(default_factory=list)
 
 
 class CrmCore(DomainCore):
@@ -242,7 +243,7 @@ class CrmCore(DomainCore):
             created_t=self.env.now,
             modified_t=self.env.now,
         )
-        o.history.append(("Submitted", None, self.env.now))
+        o.history += ("Submitted", None, self.env.now)
         self.orders[o.id] = o
         self.record(
             req,
@@ -262,7 +263,8 @@ class CrmCore(DomainCore):
     def _history(self, o: CrmOrder) -> list[dict[str, Any]]:
         records = []
         old = None
-        for new, reason, t in o.history:
+        h = o.history
+        for new, reason, t in zip(h[::3], h[1::3], h[2::3], strict=True):
             records.append(
                 {
                     "Field": "Status",
@@ -312,7 +314,7 @@ class CrmCore(DomainCore):
         o = self._order(req)
         if isinstance(o, Response):
             return o
-        return Response(200, {"OrderId": o.id, "totalSize": len(o.history), "records": self._history(o)})
+        return Response(200, {"OrderId": o.id, "totalSize": len(o.history) // 3, "records": self._history(o)})
 
     def op_update_order(self, req: Request) -> Response:
         o = self._order(req)
@@ -332,7 +334,7 @@ class CrmCore(DomainCore):
             self.record(req, "order.updated", o.id, ref=o.id, fields=changed)
         if body.Status != o.status:
             previous, o.status = o.status, body.Status
-            o.history.append((body.Status, body.StatusReason__c, self.env.now))
+            o.history += (body.Status, body.StatusReason__c, self.env.now)
             self.record(
                 req,
                 "order.status_changed",
