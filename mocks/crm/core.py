@@ -75,7 +75,7 @@ class CrmOrder:
     po_number: str | None
     shipping: tuple[str | None, ...] | None  # ``_ADDRESS_KEYS``' values, shared (``_share``)
     ship_to_name: str | None
-    items: list[tuple[str, int, str, float | None]]  # ProductCode, Quantity, UnitOfMeasure__c, UnitPrice
+    items: list[Any]  # ProductCode, Quantity, UnitOfMeasure__c, UnitPrice of each item, flat
     created_t: float
     status: str = "Submitted"
     modified_t: float = 0.0
@@ -216,7 +216,7 @@ class CrmCore(DomainCore):
         if cust is None:
             return error(422, "INVALID_CROSS_REFERENCE_KEY", f"AccountId: no Account {body.AccountId!r}", "AccountId")
         lines: list[list[Any]] = []
-        items: list[tuple[str, int, str, float | None]] = []
+        items: list[Any] = []
         for i, it in enumerate(body.OrderItems):
             sku = self.md.by_sku.get(it.ProductCode)
             if sku is None:
@@ -224,7 +224,7 @@ class CrmCore(DomainCore):
                 return error(422, "INVALID_CROSS_REFERENCE_KEY", f"{path}: no Product {it.ProductCode!r}", path)
             lines.append([sku.sku, it.Quantity * (sku.case_pack if it.UnitOfMeasure__c == "CS" else 1)])
             # ``sku.sku`` equals ProductCode (it was found by it) and is one string for every order.
-            items.append((sku.sku, it.Quantity, it.UnitOfMeasure__c, it.UnitPrice))
+            items += (sku.sku, it.Quantity, it.UnitOfMeasure__c, it.UnitPrice)
         if requested_t is None and body.RequestedDeliveryDate__c:
             requested_t = self.calendar.to_sim(datetime.fromisoformat(body.RequestedDeliveryDate__c))
         n = next(self._seq)
@@ -293,7 +293,7 @@ class CrmCore(DomainCore):
             "PoNumber": o.po_number,
             **({"ShippingAddress": _address(o.shipping)} if o.shipping else {}),
             **({"ShipToName__c": o.ship_to_name} if o.ship_to_name else {}),
-            "OrderItems": [_item(*it) for it in o.items],
+            "OrderItems": list(map(_item, *(o.items[i::4] for i in range(4)))),
             "CreatedDate": self.calendar.iso_z(o.created_t),
             "LastModifiedDate": self.calendar.iso_z(o.modified_t),
             **o.fields,
