@@ -65,6 +65,8 @@ class WorkflowContext:
     service: str = "GROUND"
     products: dict[str, Product] = field(default_factory=dict)
     accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The ``ship_to`` dicts of order states, one per distinct address (``ship_to_state``).
+    addresses: dict[tuple[Any, ...], dict[str, Any]] = field(default_factory=dict)
 
     def key(self, prefix: str, crm_id: str) -> str | None:
         return f"{prefix}:{crm_id}" if self.config.idempotency else None
@@ -191,6 +193,14 @@ def _default_ship_to(
     raise MappingError("ShippingAddress", None, "no ship-to on the CRM order, the CRM account or the ERP customer")
 
 
+def ship_to_state(ctx: WorkflowContext, addr: Address) -> dict[str, Any]:
+    """``addr.model_dump()`` for an order state, the same dict for every order shipping there: a
+    dict per order was the largest part of an order's state, and nothing edits a state's
+    ``ship_to`` in place (workflows replace it; ``_address_from`` only reads it)."""
+    d = addr.model_dump()
+    return ctx.addresses.setdefault(tuple(d.values()), d)
+
+
 def _address_from(st: Mapping[str, Any]) -> Address | None:
     a = st.get("ship_to")
     return Address.model_validate(a) if a else None
@@ -222,7 +232,7 @@ def order_submitted(ctx: WorkflowContext, event: Mapping[str, Any]) -> Workflow:
     st = yield from load(crm_id)
     st.update(
         customer_no=order.customer_no,
-        ship_to=ship_to.model_dump(),
+        ship_to=ship_to_state(ctx, ship_to),
         lines=[list(x) for x in m.order_lines_each(order)],
         requested_date=None if order.requested_date is None else order.requested_date.isoformat(),
     )
@@ -292,7 +302,7 @@ def order_released(ctx: WorkflowContext, event: Mapping[str, Any]) -> Workflow:
     if not st.get("ship_to"):
         order = yield from call(ctx, "crm", "get_order", params={P_CRM_ORDER: crm_id}, corr=crm_id)
         addr = m.crm_ship_to(order.body)
-        st["ship_to"] = None if addr is None else addr.model_dump()
+        st["ship_to"] = None if addr is None else ship_to_state(ctx, addr)
     yield from _create_fulfilment(ctx, st)
     return {"outcome": "released", "fulfillment_id": st.get("fulfillment_id")}
 
@@ -312,7 +322,7 @@ def fulfillment_ready(ctx: WorkflowContext, event: Mapping[str, Any]) -> Workflo
         if ship_to is None:
             f = yield from call(ctx, "wms", "get_fulfillment", params={P_WMS_FULFILMENT: fid}, corr=crm_id)
             ship_to = m.wms_address(m.required(f.body, "ship_to", "ship_to"))
-            st["ship_to"] = ship_to.model_dump()
+            st["ship_to"] = ship_to_state(ctx, ship_to)
         req = m.wms_ready_to_carrier_shipment(data, ship_to, ctx.service)
         res = yield from call(ctx, "carrier", "create_shipment", req, key=ctx.key("sh", crm_id), corr=crm_id)
         tracking = m.required(res.body, "trackingNumber", "trackingNumber")

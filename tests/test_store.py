@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from reference_integration.store import MemoryStore, SqliteStore
+from reference_integration.store import EventIds, MemoryStore, SqliteStore
 
 
 @pytest.fixture(params=["memory", "sqlite"])
@@ -128,6 +128,37 @@ def test_memory_store_without_inbox_keeps_ids_for_dedup_only() -> None:
     assert s.accept_event(dict(ev), 2.0) is False  # a redelivery is still a duplicate
     assert s.accept_event({**ev, "id": "evt-2"}, 3.0) is True
     assert s.inbox == {} and s.pending_events() == []  # no envelope kept
+
+
+def test_event_ids_are_a_set_whatever_the_form_of_the_ids() -> None:
+    import random
+
+    rng = random.Random(5)
+    tricky = [
+        "crm-evt-00000000",
+        "crm-evt-00000001",
+        "crm-evt-1",  # not the cores' formatting: a string, never the bit of crm-evt-00000001
+        "crm-evt-000000001",
+        "crm-evt-100000000",
+        "crm-evt-0100000000",
+        "crm-evt-\uff10\uff10\uff10\uff10\uff10\uff10\uff10\uff11",  # fullwidth digits
+        "crm-evt-+0000001",
+        "crm-evt-",
+        "-evt-00000001",
+        "evt-00000001",
+        "a-evt-b-evt-00000002",
+        f"wms-evt-{1 << 26:08d}",
+        f"wms-evt-{(1 << 26) - 1:08d}",
+        "None",
+    ]
+    ids = tricky + [
+        f"{rng.choice(['crm', 'wms', 'x'])}-evt-{rng.randrange(3000):0{rng.choice([7, 8, 9])}d}" for _ in range(4000)
+    ]
+    rng.shuffle(ids)
+    seen, plain = EventIds(), set()
+    for eid in ids + tricky:
+        assert seen.add(eid) is (eid not in plain), eid
+        plain.add(eid)
 
 
 def test_sqlite_state_add_is_one_insert_and_a_put_replaces_the_members(tmp_path: Path) -> None:

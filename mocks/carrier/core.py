@@ -70,16 +70,12 @@ class Shipment:
     tracking_number: str
     shipper_reference: str
     service: str
-    ship_to: dict[str, Any]
-    weights_lb: list[float]
+    weight_lb: float  # of all packages, rounded to 0.01
+    packages: int
     created: float
     pickup_date: str | None
     status: str = "LABEL_CREATED"
-    events: list[tuple[str, float]] = field(default_factory=list)  # (code, simulated time)
-
-    @property
-    def weight_lb(self) -> float:
-        return round(sum(self.weights_lb), 2)
+    events: list[Any] = field(default_factory=list)  # code, simulated time of each scan, flat
 
 
 class CarrierCore(DomainCore):
@@ -128,8 +124,8 @@ class CarrierCore(DomainCore):
             tracking_number=tn,
             shipper_reference=body.shipperReference,
             service=body.service,
-            ship_to=body.shipTo.model_dump(exclude_none=True),
-            weights_lb=[p.weightLb for p in body.packages],
+            weight_lb=round(sum(p.weightLb for p in body.packages), 2),
+            packages=len(body.packages),
             created=self.env.now,
             pickup_date=None if pickup is None else self.calendar.iso_date(pickup),
         )
@@ -142,7 +138,7 @@ class CarrierCore(DomainCore):
             tracking_number=tn,
             weight_lb=sh.weight_lb,
             service=sh.service,
-            packages=len(sh.weights_lb),
+            packages=sh.packages,
         )
         self.network.register(tn, sh)
         label = f"^XA^FO50,50^A0N,40,40^FD{tn}^FS^FO50,120^BCN,100,Y,N,N^FD{tn}^FS^XZ"
@@ -175,7 +171,7 @@ class CarrierCore(DomainCore):
             "pickupDate": sh.pickup_date,
             "events": [
                 {"eventCode": code, "description": _EVENTS[code][1], "eventTime": self.event_time(t)}
-                for code, t in sh.events
+                for code, t in zip(sh.events[::2], sh.events[1::2], strict=True)
             ],
         }
 
@@ -185,7 +181,7 @@ class CarrierCore(DomainCore):
         now = self.env.now
         status, _, kind = _EVENTS[code]
         sh.status = status
-        sh.events.append((code, now))
+        sh.events += (code, now)
         extra: dict[str, Any] = {}
         if code == "DL":
             extra["transit_s"] = now - (parcel.picked_up or now)

@@ -49,6 +49,22 @@ def _sf_address(a: Address) -> dict[str, str]:
     return {"street": a.line1, "city": a.city, "state": a.region, "postalCode": a.postal_code, "country": a.country}
 
 
+# ``AddressIn``'s fields in order: a stored address is their values (``None`` where absent).
+_ADDRESS_KEYS = tuple(s.AddressIn.model_fields)
+
+
+def _address(values: tuple[str | None, ...]) -> dict[str, str]:
+    """A stored address as ``AddressIn.model_dump(exclude_none=True)`` gave it (plain str fields)."""
+    return {k: v for k, v in zip(_ADDRESS_KEYS, values, strict=True) if v is not None}
+
+
+def _item(code: str, qty: int, uom: str, price: float | None) -> dict[str, Any]:
+    """An order item as ``OrderItemCreate.model_dump(exclude_none=True)`` gave it."""
+    if price is None:
+        return {"ProductCode": code, "Quantity": qty, "UnitOfMeasure__c": uom}
+    return {"ProductCode": code, "Quantity": qty, "UnitOfMeasure__c": uom, "UnitPrice": price}
+
+
 @dataclass(slots=True)
 class CrmOrder:
     id: str
@@ -57,15 +73,17 @@ class CrmOrder:
     effective_date: str
     requested_date: str | None
     po_number: str | None
-    shipping: dict[str, Any] | None
+    shipping: tuple[str | None, ...] | None  # ``_ADDRESS_KEYS``' values, shared (``_share``)
     ship_to_name: str | None
-    items: list[dict[str, Any]]
-    lines_each: list[list[Any]]  # [[sku, qty_each]]
+    items: list[Any]  # ProductCode, Quantity, UnitOfMeasure__c, UnitPrice of each item, flat
     created_t: float
     status: str = "Submitted"
     modified_t: float = 0.0
     fields: dict[str, str] = field(default_factory=dict)  # ExternalOrderNo__c, TrackingNumber__c, ...
-    history: list[dict[str, Any]] = field(default_factory=list)
+    # NewValue, Reason, time of each status change, flat (3 items a change); OldValue is the change
+    # before's NewValue. Records are rendered on read: a dict and a timestamp string per change
+    # cost ~1 KB an order.
+    history: list[Any] = field(default_factory=list)
 
 
 class CrmCore(DomainCore):
@@ -92,6 +110,12 @@ class CrmCore(DomainCore):
         """Fresh business state (``/_twin/reset``): no orders; accounts come from master data."""
         self.orders: dict[str, CrmOrder] = {}
         self._seq = itertools.count(1)
+        # One stored copy of each distinct ship-to (address pairs, name): orders ship to the few
+        # addresses of their account, and a dict and strings per order were most of their cost.
+        self._shared: dict[Any, Any] = {}
+
+    def _share(self, value: Any) -> Any:
+        return self._shared.setdefault(value, value)
 
     # ------------------------------------------------------------------------------- accounts
 
@@ -192,12 +216,15 @@ class CrmCore(DomainCore):
         if cust is None:
             return error(422, "INVALID_CROSS_REFERENCE_KEY", f"AccountId: no Account {body.AccountId!r}", "AccountId")
         lines: list[list[Any]] = []
+        items: list[Any] = []
         for i, it in enumerate(body.OrderItems):
             sku = self.md.by_sku.get(it.ProductCode)
             if sku is None:
                 path = f"OrderItems.{i}.ProductCode"
                 return error(422, "INVALID_CROSS_REFERENCE_KEY", f"{path}: no Product {it.ProductCode!r}", path)
             lines.append([sku.sku, it.Quantity * (sku.case_pack if it.UnitOfMeasure__c == "CS" else 1)])
+            # ``sku.sku`` equals ProductCode (it was found by it) and is one string for every order.
+            items += (sku.sku, it.Quantity, it.UnitOfMeasure__c, it.UnitPrice)
         if requested_t is None and body.RequestedDeliveryDate__c:
             requested_t = self.calendar.to_sim(datetime.fromisoformat(body.RequestedDeliveryDate__c))
         n = next(self._seq)
@@ -208,14 +235,15 @@ class CrmCore(DomainCore):
             effective_date=body.EffectiveDate,
             requested_date=body.RequestedDeliveryDate__c,
             po_number=body.PoNumber,
-            shipping=body.ShippingAddress.model_dump(exclude_none=True) if body.ShippingAddress else None,
-            ship_to_name=body.ShipToName__c,
-            items=[it.model_dump(exclude_none=True) for it in body.OrderItems],
-            lines_each=lines,
+            shipping=None
+            if (a := body.ShippingAddress) is None
+            else self._share(tuple(map(a.__getattribute__, _ADDRESS_KEYS))),
+            ship_to_name=self._share(body.ShipToName__c),
+            items=items,
             created_t=self.env.now,
             modified_t=self.env.now,
         )
-        o.history.append(self._history_entry(None, "Submitted", None))
+        o.history += ("Submitted", None, self.env.now)
         self.orders[o.id] = o
         self.record(
             req,
@@ -232,14 +260,22 @@ class CrmCore(DomainCore):
         self.new_event("order.submitted", self._order_public(o))
         return Response(201, {"id": o.id, "success": True, "errors": []}, {"location": f"{_API}/Order/{o.id}"})
 
-    def _history_entry(self, old: str | None, new: str, reason: str | None) -> dict[str, Any]:
-        return {
-            "Field": "Status",
-            "OldValue": old,
-            "NewValue": new,
-            "Reason": reason,
-            "CreatedDate": self.calendar.iso_z(self.env.now),
-        }
+    def _history(self, o: CrmOrder) -> list[dict[str, Any]]:
+        records = []
+        old = None
+        h = o.history
+        for new, reason, t in zip(h[::3], h[1::3], h[2::3], strict=True):
+            records.append(
+                {
+                    "Field": "Status",
+                    "OldValue": old,
+                    "NewValue": new,
+                    "Reason": reason,
+                    "CreatedDate": self.calendar.iso_z(t),
+                }
+            )
+            old = new
+        return records
 
     def _order_public(self, o: CrmOrder) -> dict[str, Any]:
         return {
@@ -255,9 +291,9 @@ class CrmCore(DomainCore):
             "EffectiveDate": o.effective_date,
             "RequestedDeliveryDate__c": o.requested_date,
             "PoNumber": o.po_number,
-            **({"ShippingAddress": dict(o.shipping)} if o.shipping else {}),
+            **({"ShippingAddress": _address(o.shipping)} if o.shipping else {}),
             **({"ShipToName__c": o.ship_to_name} if o.ship_to_name else {}),
-            "OrderItems": [dict(it) for it in o.items],
+            "OrderItems": list(map(_item, *(o.items[i::4] for i in range(4)))),
             "CreatedDate": self.calendar.iso_z(o.created_t),
             "LastModifiedDate": self.calendar.iso_z(o.modified_t),
             **o.fields,
@@ -278,7 +314,7 @@ class CrmCore(DomainCore):
         o = self._order(req)
         if isinstance(o, Response):
             return o
-        return Response(200, {"OrderId": o.id, "totalSize": len(o.history), "records": [dict(h) for h in o.history]})
+        return Response(200, {"OrderId": o.id, "totalSize": len(o.history) // 3, "records": self._history(o)})
 
     def op_update_order(self, req: Request) -> Response:
         o = self._order(req)
@@ -298,7 +334,7 @@ class CrmCore(DomainCore):
             self.record(req, "order.updated", o.id, ref=o.id, fields=changed)
         if body.Status != o.status:
             previous, o.status = o.status, body.Status
-            o.history.append(self._history_entry(previous, body.Status, body.StatusReason__c))
+            o.history += (body.Status, body.StatusReason__c, self.env.now)
             self.record(
                 req,
                 "order.status_changed",

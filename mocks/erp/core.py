@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from mocks.core.base import DomainCore, Request, Response, Route, error
@@ -70,7 +70,6 @@ class SalesOrder:
     currency: str
     gi_doc: str | None = None
     invoice_no: str | None = None
-    history: list[tuple[float, str]] = field(default_factory=list)
 
 
 def _address(a: Address) -> dict[str, str]:
@@ -149,7 +148,8 @@ class ErpCore(DomainCore):
         self._backorders: dict[str, deque[tuple[SalesOrder, SoLine]]] = {}
         self._changed: set[str] = set(self.on_hand)
         self.orders: dict[str, SalesOrder] = {}
-        self._by_ext_ref: dict[str, list[str]] = {}
+        # A tuple per ExtRef, not a list: almost every one names a single order.
+        self._by_ext_ref: dict[str, tuple[str, ...]] = {}
         # Exposure = receivables open at start (assumed to stay level: payments offset new invoices)
         # + value of orders accepted and not yet invoiced.
         self.exposure: dict[str, float] = {c.customer_no: c.open_balance for c in self.md.customers}
@@ -338,13 +338,9 @@ class ErpCore(DomainCore):
                     self._release(order)
 
     def _release(self, order: SalesOrder) -> None:
-        self._set_status(order, "OPEN")
+        order.status = "OPEN"
         self.record(None, "sales_order.released", order.order_no, ref=order.ext_ref, order_no=order.order_no)
         self.new_event("SalesOrder.Released", {"SalesOrderNo": order.order_no, "ExtRef": order.ext_ref})
-
-    def _set_status(self, order: SalesOrder, status: str) -> None:
-        order.status = status
-        order.history.append((self.env.now, status))
 
     # ------------------------------------------------------------------------------- sales orders
 
@@ -397,9 +393,9 @@ class ErpCore(DomainCore):
             for ln in lines:
                 self._reserve(order, ln)
         status = "CREDIT_HOLD" if on_hold else ("BACKORDERED" if any(ln.backordered for ln in lines) else "OPEN")
-        self._set_status(order, status)
+        order.status = status
         self.orders[order.order_no] = order
-        self._by_ext_ref.setdefault(order.ext_ref, []).append(order.order_no)
+        self._by_ext_ref[order.ext_ref] = (*self._by_ext_ref.get(order.ext_ref, ()), order.order_no)
 
         self.record(
             req,
@@ -492,7 +488,7 @@ class ErpCore(DomainCore):
         ref = req.params.get("ExtRef", "")
         if not ref:
             return error(422, "validation_error", "ExtRef: required", "ExtRef")
-        found = [self._order_public(self.orders[n]) for n in self._by_ext_ref.get(ref, [])]
+        found = [self._order_public(self.orders[n]) for n in self._by_ext_ref.get(ref, ())]
         return Response(200, {"SalesOrders": found})
 
     def _wrong_state(self, o: SalesOrder, action: str, allowed: tuple[str, ...]) -> Response:
@@ -524,7 +520,7 @@ class ErpCore(DomainCore):
                 self.backorder_qty[ln.sku] -= ln.backordered
                 ln.backordered = 0
             self._changed.add(ln.sku)
-        self._set_status(o, "CANCELLED")
+        o.status = "CANCELLED"
         self.record(req, "sales_order.cancelled", o.order_no, ref=o.ext_ref, order_no=o.order_no, previous=previous)
         for sku in freed:
             self._allocate(sku)
@@ -540,7 +536,7 @@ class ErpCore(DomainCore):
             self.on_hand[ln.sku] -= ln.reserved
             self.reserved[ln.sku] -= ln.reserved
         o.gi_doc = f"GI-{next(self._gi_seq):07d}"
-        self._set_status(o, "GOODS_ISSUED")
+        o.status = "GOODS_ISSUED"
         self.record(
             req,
             "goods_issue.posted",
@@ -560,7 +556,7 @@ class ErpCore(DomainCore):
             return self._wrong_state(o, "invoice", ("GOODS_ISSUED",))
         o.invoice_no = f"INV-{next(self._inv_seq):07d}"
         self.exposure[o.customer_no] = self.exposure.get(o.customer_no, 0.0) - o.value
-        self._set_status(o, "INVOICED")
+        o.status = "INVOICED"
         self.record(
             req,
             "invoice.posted",

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from mocks.core.base import DomainCore, Request, Response, Route, error
 from mocks.core.validation import parse
-from mocks.wms.schemas import FulfillmentCreate, ShipConfirm
+from mocks.wms.schemas import FulfillmentCreate, ShipConfirm, ShipToCreate
 from sim.calendar import Calendar
 from sim.world.warehouse import DayClock, Job, Warehouse
 
 _FO = "/v1/fulfillment-orders"
 MAX_CARTON_KG = 30.0  # well under the parcel carrier's 150 lb per package
 MIN_CARTON_KG = 0.1  # a carton never weighs less than its packaging
+# ``ShipToCreate``'s fields in order: a stored address is their values (``None`` where absent).
+_SHIP_TO_KEYS = tuple(ShipToCreate.model_fields)
 
 
 def cartons(weight_kg: float) -> list[dict[str, float]]:
@@ -38,13 +40,17 @@ class Fulfilment:
     client_reference: str
     erp_order: str
     warehouse: str
-    ship_to: dict[str, Any]
+    ship_to: tuple[str | None, ...]  # ``_SHIP_TO_KEYS``' values, shared (``WmsCore._share``)
     lines: list[tuple[str, int]]  # (sku, eaches)
     weight_kg: float
     requested_ship_date_ms: int | None
     created: float
     status: str = "released"
-    times: dict[str, float] = field(default_factory=dict)  # milestone -> simulated time
+    # Simulated time of each milestone: slots, not a dict per fulfilment.
+    picked: float | None = None
+    packed: float | None = None
+    ready_to_ship: float | None = None
+    shipped: float | None = None
     ship_day: int | None = None
     carrier: str | None = None
     tracking_number: str | None = None
@@ -71,9 +77,16 @@ class WmsCore(DomainCore):
             observer=self._on_milestone,
         )
         self.fulfilments: dict[str, Fulfilment] = {}
-        self._by_ref: dict[str, list[str]] = {}
+        # A tuple per client reference, not a list: almost every one names a single fulfilment.
+        self._by_ref: dict[str, tuple[str, ...]] = {}
         self._ids = itertools.count(1)
         self._warehouses = {w.code for w in self.md.warehouses} or {"WH01"}
+        # One stored copy of each distinct ship-to address: fulfilments go to the few addresses
+        # of each customer, and a dict per fulfilment was most of what its address cost.
+        self._shared: dict[tuple[str | None, ...], tuple[str | None, ...]] = {}
+
+    def _share(self, values: tuple[str | None, ...]) -> tuple[str | None, ...]:
+        return self._shared.setdefault(values, values)
 
     # -- operations ----------------------------------------------------------------------------
     def op_create_fulfillment(self, req: Request) -> Response:
@@ -96,7 +109,7 @@ class WmsCore(DomainCore):
             sku = self.md.by_sku.get(line.sku)
             if sku is None:
                 return error(422, "unknown_sku", f"lines.{i}.sku: unknown SKU {line.sku!r}", f"lines.{i}.sku")
-            lines.append((line.sku, line.quantity))
+            lines.append((sku.sku, line.quantity))  # equal to line.sku, one string for every order
             weight += sku.weight_kg * line.quantity
         fid = f"FO-{next(self._ids):06d}"
         fo = Fulfilment(
@@ -104,14 +117,14 @@ class WmsCore(DomainCore):
             client_reference=body.client_reference,
             erp_order=body.erp_order,
             warehouse=body.warehouse,
-            ship_to=body.ship_to.model_dump(exclude_none=True),
+            ship_to=self._share(tuple(map(body.ship_to.__getattribute__, _SHIP_TO_KEYS))),
             lines=lines,
             weight_kg=round(weight, 3),
             requested_ship_date_ms=body.requested_ship_date_ms,
             created=self.env.now,
         )
         self.fulfilments[fid] = fo
-        self._by_ref.setdefault(fo.client_reference, []).append(fid)
+        self._by_ref[fo.client_reference] = (*self._by_ref.get(fo.client_reference, ()), fid)
         self.record(
             req,
             "fulfilment.created",
@@ -132,7 +145,7 @@ class WmsCore(DomainCore):
         ref = (req.params.get("client_reference") or "").strip()
         if not ref:
             return error(422, "validation_error", "client_reference: required but missing", "client_reference")
-        items = [self.public(self.fulfilments[f]) for f in self._by_ref.get(ref, [])]
+        items = [self.public(self.fulfilments[f]) for f in self._by_ref.get(ref, ())]
         return Response(200, {"items": items, "total": len(items)})
 
     def op_ship_confirm(self, req: Request) -> Response:
@@ -151,7 +164,7 @@ class WmsCore(DomainCore):
         if fo.status != "ready_to_ship":
             return error(409, "not_ready", f"{fo.fulfillment_id} is {fo.status}, not ready_to_ship yet")
         fo.status = "shipped"
-        fo.times["shipped"] = self.env.now
+        fo.shipped = self.env.now
         fo.carrier, fo.tracking_number = body.carrier, body.tracking_number
         self.record(
             req,
@@ -168,8 +181,7 @@ class WmsCore(DomainCore):
     def public(self, fo: Fulfilment) -> dict[str, Any]:
         ms = self.calendar.epoch_ms
 
-        def at(m: str) -> int | None:
-            t = fo.times.get(m)
+        def at(t: float | None) -> int | None:
             return None if t is None else ms(t)
 
         return {
@@ -178,15 +190,16 @@ class WmsCore(DomainCore):
             "erp_order": fo.erp_order,
             "warehouse": fo.warehouse,
             "status": fo.status,
-            "ship_to": dict(fo.ship_to),
+            # = the address's model_dump(exclude_none=True): plain str fields, in field order
+            "ship_to": {k: v for k, v in zip(_SHIP_TO_KEYS, fo.ship_to, strict=True) if v is not None},
             "lines": [{"sku": s, "quantity": q, "uom": "EA"} for s, q in fo.lines],
             "packages": self._packages(fo),
             "requested_ship_date_ms": fo.requested_ship_date_ms,
             "created_at_ms": ms(fo.created),
-            "picked_at_ms": at("picked"),
-            "packed_at_ms": at("packed"),
-            "ready_to_ship_at_ms": at("ready_to_ship"),
-            "shipped_at_ms": at("shipped"),
+            "picked_at_ms": at(fo.picked),
+            "packed_at_ms": at(fo.packed),
+            "ready_to_ship_at_ms": at(fo.ready_to_ship),
+            "shipped_at_ms": at(fo.shipped),
             "planned_ship_date": self._ship_date(fo.ship_day),
             "carrier": fo.carrier,
             "tracking_number": fo.tracking_number,
@@ -197,13 +210,15 @@ class WmsCore(DomainCore):
         fo: Fulfilment = job.data
         now = self.env.now
         fo.status = milestone
-        fo.times[milestone] = now
         extra: dict[str, Any]
         if milestone == "picked":
+            fo.picked = now
             extra = {"wait_s": job.wait_s, "pick_s": job.pick_s}
         elif milestone == "packed":
+            fo.packed = now
             extra = {"pack_s": job.pack_s}
         else:
+            fo.ready_to_ship = now
             fo.ship_day = job.ship_day
             extra = {"ship_day": job.ship_day, "ship_date": self._ship_date(job.ship_day)}
         self.record(
