@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 import simpy
 
+from mocks.coldmap import ColdStore
 from mocks.ledger import Ledger
 from sim import isolate as isolation
 from sim.kpis import Breach, check_slo, compute_kpis
@@ -73,6 +74,8 @@ class RunResult:
     # workflow, payload), replayed ones included: what an operator would see and replay.
     dlq: list[Any] = field(default_factory=list)
     sim_events: int = 0  # SimPy events the virtual run scheduled (0: not a virtual run)
+    # Per cold map (``mocks.coldmap``): values paged out, read back, kept, bytes; {}: all in memory.
+    paged: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -129,9 +132,23 @@ class World:
     duplicates_acked: int = 0
     sweeps: int = 0
     sweep_stats: Counter[str] = field(default_factory=Counter)
+    # Where idle documents and workflow state page out to (``mocks.coldmap``); None: all in memory.
+    cold: ColdStore | None = None
 
 
-def build(scenario: Scenario) -> World:
+def _use_cold(world: World) -> None:
+    """Hand the run's cold store to everything that keeps per-order state, before anything is in
+    it: each swaps its per-order dicts for ``ColdMap``s (``use_cold``)."""
+    parts = [*world.cores.values(), world.runtime.store, world.ctx]
+    for part in parts:
+        use = getattr(part, "use_cold", None)
+        if use is not None:
+            use(world.cold)
+
+
+def build(scenario: Scenario, cold: bool = False) -> World:
+    """The world in one SimPy environment; ``cold`` pages idle per-order state out to a temporary
+    SQLite file (``mocks.coldmap``): the same run, in memory bounded by the orders in flight."""
     md_mod = _need("sim.masterdata", "generate")
     demand_mod = _need("sim.demand", "DemandModel")
     cores_mod = {
@@ -164,6 +181,9 @@ def build(scenario: Scenario) -> World:
         ctx_kw["plant"] = md.warehouses[0].code
     ctx = wf.WorkflowContext(**ctx_kw)
     world = World(env, streams, md, ledgers, cores, engines, gateways, net, hooks, runtime, ctx)
+    if cold:
+        world.cold = ColdStore()
+        _use_cold(world)
 
     def dispatch(envelope: dict[str, Any]) -> bool:
         name = wf.workflow_name(envelope)
@@ -240,12 +260,14 @@ def _quiet(world: World) -> bool:
 
 
 def _purge(world: World) -> None:
-    """Forget the mocks' expired idempotency records: memory, not behaviour (``begin`` treats an
-    expired record as absent)."""
+    """Forget the mocks' expired idempotency records (``begin`` treats an expired record as
+    absent) and page out what was idle for a whole step: memory, not behaviour."""
     for gw in world.gateways.values():
         purge = getattr(getattr(gw, "store", None), "purge", None)
         if purge is not None:
             purge(world.env.now)
+    if world.cold is not None:
+        world.cold.spill()
 
 
 def _exceptions(runtime: Any) -> pd.DataFrame:
@@ -308,6 +330,8 @@ _trim = _load_trim()
 # by default (``sim.isolate``): the analysis then starts from a fresh heap instead of stacking on
 # the simulation's. Below it the fork and the hand-over cost more than they save.
 ISOLATE_FROM_ORDERS = 10_000
+# From this many demand orders (``demand.orders``) idle per-order state pages out to disk.
+COLD_FROM_ORDERS = 10_000
 
 
 @dataclass
@@ -322,6 +346,7 @@ class Simulated:
     dlq: list[Any]
     sim_s: float
     sim_events: int  # SimPy events scheduled (the benchmark's events per order)
+    paged: dict[str, dict[str, int]] = field(default_factory=dict)  # ColdStore.stats() of a cold run
 
 
 def run_virtual(
@@ -333,28 +358,36 @@ def run_virtual(
     *,
     report: bool = True,
     isolate: bool | None = None,
+    cold: bool | None = None,
 ) -> RunResult:
     """Run one virtual replication; write the run folder to ``out`` when given. ``isolate``
-    simulates in a forked child process (None: when the run is large and fork exists)."""
+    simulates in a forked child process, ``cold`` pages idle per-order state out to disk (None:
+    when the run is large; isolation also needs fork). Neither changes the results."""
     scenario = resolve(scenario, profile, seed)
     wall_start_iso = now_iso()
     t0 = time.perf_counter()
     if isolate is None:
         isolate = scenario.demand.orders >= ISOLATE_FROM_ORDERS and isolation.available()
+    if cold is None:
+        cold = scenario.demand.orders >= COLD_FROM_ORDERS
     if isolate:
-        sim = isolation.call_in_child(lambda send: simulate(scenario, send, t0), progress)
+        sim = isolation.call_in_child(lambda send: simulate(scenario, send, t0, cold=cold), progress)
     else:
-        sim = simulate(scenario, progress, t0)
+        sim = simulate(scenario, progress, t0, cold=cold)
     return analyse(scenario, sim, t0, wall_start_iso, out, report)
 
 
 @_gc_for_batch()  # a context manager as decorator: fresh thresholds per call, restored after
 def simulate(
-    scenario: Scenario, progress: Callable[[Progress], None] | None = None, t0: float | None = None
+    scenario: Scenario,
+    progress: Callable[[Progress], None] | None = None,
+    t0: float | None = None,
+    *,
+    cold: bool = False,
 ) -> Simulated:
     """Build the world, run demand to the horizon and drain; return what the analysis reads."""
     t0 = time.perf_counter() if t0 is None else t0
-    world = build(scenario)
+    world = build(scenario, cold=cold)
     env = world.env
     horizon = float(scenario.horizon)
     drain_end = horizon + float(scenario.drain_limit)
@@ -388,9 +421,13 @@ def simulate(
         dlq=list(world.runtime.store.dlq_list(include_replayed=True)),
         sim_s=sim_s,
         sim_events=next(env._eid),  # SimPy numbers every event it schedules
+        paged=world.cold.stats() if world.cold is not None else {},
     )
+    cold_store = world.cold
     del world, env
-    gc.collect()  # the world is cyclic (processes <-> generators <-> cores): refcounts alone keep it
+    gc.collect()
+    if cold_store is not None:
+        cold_store.close()  # the world is cyclic (processes <-> generators <-> cores): refcounts alone keep it
     _trim()
     return sim
 
@@ -434,6 +471,7 @@ def analyse(
     result = RunResult(scenario, meta, kpis, orders, events, calls, exc, breaches)
     result.dlq = sim.dlq
     result.sim_events = sim.sim_events
+    result.paged = sim.paged
     _trim()
     if out is not None:
         result.write(out, report)

@@ -1,0 +1,138 @@
+"""ColdMap: a dict whose idle values page out to SQLite must behave exactly like a dict."""
+
+from __future__ import annotations
+
+import gc
+import random
+from dataclasses import dataclass, field
+
+import pytest
+
+from mocks.coldmap import COLD, ColdStore
+
+
+@dataclass
+class Doc:
+    no: int
+    status: str = "open"
+    lines: list[int] = field(default_factory=list)
+
+
+def test_idle_values_page_out_and_come_back_equal() -> None:
+    with ColdStore() as store:
+        m = store.map("docs")
+        for i in range(10):
+            m[f"o{i}"] = Doc(i, lines=[i, i + 1])
+        assert store.spill() == 0  # everything was just written: touched
+        assert store.spill() == 10
+        assert m.hot() == 0 and all(v is COLD for v in m._d.values())
+        assert m["o3"] == Doc(3, lines=[3, 4])
+        assert m.get("o4").lines == [4, 5]
+        assert m.get("missing", "dflt") == "dflt"
+        assert m.stats.loaded == 2 and m.hot() == 2
+
+
+def test_mutations_through_a_read_value_are_kept_across_spills() -> None:
+    with ColdStore() as store:
+        m = store.map("docs")
+        m["a"] = Doc(1)
+        store.spill(), store.spill()
+        d = m["a"]
+        d.status = "shipped"
+        d.lines.append(7)
+        del d
+        store.spill()  # touched in this interval: stays
+        assert m._d["a"] is not COLD
+        store.spill()  # idle now: written again, with the mutation
+        assert m._d["a"] is COLD
+        assert m["a"] == Doc(1, "shipped", [7])
+
+
+def test_a_value_something_else_holds_is_never_paged_out() -> None:
+    with ColdStore() as store:
+        m = store.map("docs")
+        queue = []
+        m["held"] = Doc(1)
+        m["free"] = Doc(2)
+        queue.append(m["held"])
+        store.spill(), store.spill()
+        assert m._d["held"] is not COLD and m._d["free"] is COLD
+        assert m.stats.kept == 1
+        queue[0].status = "released"  # the holder mutates the live object: the map sees it
+        assert m["held"].status == "released"
+        queue.clear()
+        store.spill(), store.spill()
+        assert m._d["held"] is COLD and m["held"].status == "released"
+
+
+def test_order_len_contains_delete_and_int_keys() -> None:
+    with ColdStore() as store:
+        m = store.map("outbox")
+        for i in (5, 1, 9, 3):
+            m[i] = {"n": i}
+        store.spill(), store.spill()
+        assert list(m) == [5, 1, 9, 3] and len(m) == 4 and 9 in m and 7 not in m
+        m[1] = {"n": 100}  # replacing keeps the key's place, as in a dict
+        del m[9]
+        assert list(m) == [5, 1, 3]
+        assert dict(m.items()) == {5: {"n": 5}, 1: {"n": 100}, 3: {"n": 3}}
+        with pytest.raises(KeyError):
+            m[9]
+        m[9] = {"n": 9}  # back at the end, like a dict
+        assert list(m) == [5, 1, 3, 9]
+
+
+def test_random_operations_match_a_plain_dict() -> None:
+    rng = random.Random(7)
+    with ColdStore() as store:
+        m = store.map("m")
+        ref: dict[str, Doc] = {}
+        for step in range(5000):
+            op = rng.random()
+            k = f"k{rng.randrange(300)}"
+            if op < 0.35:
+                ref[k] = Doc(step)
+                m[k] = Doc(step)
+            elif op < 0.7:
+                a, b = ref.get(k), m.get(k)
+                assert a == b
+                if a is not None and rng.random() < 0.5:
+                    a.lines.append(step)
+                    b.lines.append(step)
+                del a, b
+            elif op < 0.78 and k in ref:
+                del ref[k]
+                del m[k]
+            elif op < 0.85:
+                assert (k in m) == (k in ref)
+            else:
+                store.spill()
+            if step % 997 == 0:
+                assert list(m) == list(ref) and len(m) == len(ref)
+        assert list(m.items()) == list(ref.items())
+        assert m.stats.spilled > 0 and m.stats.loaded > 0
+
+
+def test_store_validates_names_and_removes_its_file() -> None:
+    store = ColdStore()
+    store.map("ok_1")
+    with pytest.raises(ValueError, match="'ok_1'"):
+        store.map("ok_1")
+    with pytest.raises(ValueError, match="bad-name"):
+        store.map("bad-name")
+    d = store.dir
+    assert store.path.exists()
+    store.close()
+    assert not d.exists()
+    del store
+    gc.collect()
+
+
+def test_reading_after_close_is_a_clear_error() -> None:
+    store = ColdStore()
+    m = store.map("m")
+    m["a"] = Doc(1)
+    store.spill(), store.spill()
+    store.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        m["a"]
