@@ -6,6 +6,8 @@ For each run: sha256 of ``kpis.json`` without the wall figures (``sim.kpis.strip
 ``orders``, ``calls`` and ``events`` frames (CSV text, so every value and the row order count).
 Runs: quarter-end surge at ``demand.orders=400``, the demo scenario (naive and resilient) and every
 ``scenarios/resilience/*.yaml`` that runs virtually. ``--compare`` prints which ones moved.
+``--cold`` pages idle per-order state out to disk in every run (``run_virtual(cold=True)``): its
+fingerprints must equal the in-memory ones.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ def runs() -> list[tuple[str, str, list[str], str | None]]:
     return out
 
 
-def fingerprint(spec: tuple[str, str, list[str], str | None]) -> tuple[str, str]:
-    name, path, sets, profile = spec
+def fingerprint(spec: tuple[str, str, list[str], str | None, bool]) -> tuple[str, str]:
+    name, path, sets, profile, cold = spec
     sys.path.insert(0, str(ROOT))
     from sim.kpis import strip_wall
     from sim.scenario import load_scenario
@@ -41,7 +43,7 @@ def fingerprint(spec: tuple[str, str, list[str], str | None]) -> tuple[str, str]
 
     sc = load_scenario(ROOT / path, sets)
     try:
-        r = run_virtual(sc, profile=profile)
+        r = run_virtual(sc, profile=profile, cold=cold or None)
     except Exception as e:  # noqa: BLE001 - a live-only scenario is reported, not fatal
         return name, f"SKIP {type(e).__name__}: {e}"
     h = hashlib.sha256()
@@ -56,9 +58,10 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", type=Path)
     ap.add_argument("--compare", type=Path)
+    ap.add_argument("--cold", action="store_true", help="page idle state out to disk in every run")
     args = ap.parse_args()
     with ProcessPoolExecutor(args.jobs) as pool:
-        got = dict(pool.map(fingerprint, runs()))
+        got = dict(pool.map(fingerprint, [(*r, args.cold) for r in runs()]))
     for name, fp in got.items():
         print(f"{name:45} {fp}")
     if args.out:
