@@ -238,12 +238,12 @@ class Ledger:
             return self._cache[1]
         with open(self._segments[k], "rb") as f:
             t, shape, at, values, odd_t = pickle.load(f)
-        blk = _Block(self._seg_ends[k] - len(t), t, shape, at, values, odd_t, 0)
+        blk = _Block(self._seg_ends[k] - len(t), t, shape, at, values, odd_t, 0, self._base)
         self._cache = (k, blk)
         return blk
 
     def _memory(self) -> _Block:
-        return _Block(self._spilled, self._t, self._shape, self._at, self._values, self._odd_t, self._head)
+        return _Block(self._spilled, self._t, self._shape, self._at, self._values, self._odd_t, self._head, self._base)
 
     def _block_of(self, c: int) -> _Block:
         """The block holding column index ``c`` (segments first, then the in-memory columns)."""
@@ -262,6 +262,10 @@ class Ledger:
     def shapes(self) -> list[tuple[str, int, tuple[str, ...]]]:
         """Shape code -> (kind, id bits, data keys), for reading ``blocks()``."""
         return self._shapes
+
+    def shape_counts(self) -> list[int]:
+        """Shape code -> entries of that shape appended since the last ``clear`` (dropped ones too)."""
+        return list(self._shape_n)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -384,9 +388,10 @@ class Ledger:
 
 class _Block:
     """A run of a ledger's entries as columns: a segment read back, or the in-memory part.
-    ``start`` is the column index of its first row; rows before ``head`` were dropped."""
+    ``start`` is the column index of its first row; rows before ``head`` were dropped; the entry
+    in row ``i`` has seq ``base + start + i``."""
 
-    __slots__ = ("start", "t", "shape", "at", "values", "odd_t", "head")
+    __slots__ = ("start", "t", "shape", "at", "values", "odd_t", "head", "base")
 
     def __init__(
         self,
@@ -397,9 +402,10 @@ class _Block:
         values: list[Any],
         odd_t: dict[int, Any],
         head: int,
+        base: int,
     ) -> None:
-        self.start, self.t, self.shape, self.at, self.values, self.odd_t, self.head = (
-            start, t, shape, at, values, odd_t, head
+        self.start, self.t, self.shape, self.at, self.values, self.odd_t, self.head, self.base = (
+            start, t, shape, at, values, odd_t, head, base
         )  # fmt: skip
 
 
