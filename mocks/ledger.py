@@ -31,9 +31,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# Entries per spilled segment (``Ledger.spill_to``): a segment's values unpickled are a few MB, and
-# a reader holds one at a time. Read when spilling starts, so a test can make it tiny.
-SEGMENT = 1 << 16
+# Entries per spilled segment (``Ledger.spill_to``). An exporter merging the four ledgers holds one
+# segment of each, unpickled and as Arrow, at once (~0.7 KB an entry): 2^14 keeps that ~50 MB.
+# Read when spilling starts, so a test can make it tiny.
+SEGMENT = 1 << 14
 
 
 @dataclass(slots=True)
@@ -233,13 +234,14 @@ class Ledger:
         self._values = []
         self._odd_t = {}
 
-    def _segment(self, k: int) -> _Block:
+    def _segment(self, k: int, keep: bool = True) -> _Block:
         if self._cache is not None and self._cache[0] == k:
             return self._cache[1]
         with open(self._segments[k], "rb") as f:
             t, shape, at, values, odd_t = pickle.load(f)
         blk = _Block(self._seg_ends[k] - len(t), t, shape, at, values, odd_t, 0, self._base)
-        self._cache = (k, blk)
+        if keep:  # for the next random read (since, pick); a walk through blocks() keeps none
+            self._cache = (k, blk)
         return blk
 
     def _memory(self) -> _Block:
@@ -254,7 +256,7 @@ class Ledger:
     def blocks(self) -> Iterator[_Block]:
         """The kept entries' columns, oldest first, one segment (or the in-memory part) at a time."""
         for k in range(len(self._segments)):
-            yield self._segment(k)
+            yield self._segment(k, keep=False)
         if len(self._t) > self._head:
             yield self._memory()
 

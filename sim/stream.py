@@ -31,7 +31,9 @@ from reference_integration.metrics import _NO_STATUS, CALL_COLUMNS, CallTable
 from sim.reconcile import ENTRY_COLUMNS
 from sim.runfolder import _ROW_GROUP
 
-_BLOCK = 1 << 16  # rows of one ledger or call block converted at a time
+# Rows of a ledger or call block converted at a time: the merge buffers about one such chunk per
+# ledger (~0.4 KB a row as Arrow), beside the row group being filled.
+_BLOCK = 1 << 14
 _TEXT_TYPES = frozenset((str, type(None)))
 
 
