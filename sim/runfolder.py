@@ -14,6 +14,7 @@ report.html     self-contained report; chart_*.png alongside
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -258,7 +259,12 @@ def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
 
 def _write_table(table: pd.DataFrame | TableFile, path: Path) -> None:
     if isinstance(table, TableFile):
-        if not (path.exists() and path.samefile(table.path)):
+        if path.exists() and path.samefile(table.path):
+            return
+        path.unlink(missing_ok=True)
+        try:
+            os.link(table.path, path)  # the same bytes, no copy (parquet files are never edited in place)
+        except OSError:  # another file system, or no hard links there
             shutil.copyfile(table.path, path)
         return
     # Row groups of _ROW_GROUP rows: the writer encodes and buffers one group at a time (its
@@ -283,7 +289,7 @@ def write_run(
     report: bool = True,
 ) -> Path:
     """Write the whole run folder; returns its path. ``events`` / ``calls`` given as files (a
-    virtual run streamed them) are copied, or left as they are when already in place."""
+    virtual run streamed them) are hard-linked (copied where that cannot be done)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "scenario.yaml").write_text(dump_scenario(scenario), encoding="utf-8")

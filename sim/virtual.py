@@ -66,7 +66,9 @@ class Progress:
 @dataclass
 class RunResult:
     """A run's outcome. ``events`` and ``calls`` may be given as ``TableFile``s (a virtual run
-    streams them to parquet): they read as DataFrames all the same, loaded on first access."""
+    streams them to parquet): they read as DataFrames all the same, loaded on first access from
+    a temporary directory the result owns (removed when it is collected; the run folder holds hard
+    links to the same files, or copies)."""
 
     scenario: Scenario
     meta: dict[str, Any]
@@ -438,29 +440,24 @@ def analyse(
 ) -> RunResult:
     """Reconcile the ledgers, compute the KPIs and (given ``out``) write the run folder.
 
-    The events and calls tables are streamed into their parquet files (the run folder's, or a
-    temporary directory the result owns) and never held whole: reconciliation and the KPIs read
+    The events and calls tables are streamed into parquet files in a temporary directory the
+    result owns (linked into the run folder) and never held whole: reconciliation and the KPIs read
     them back a chunk at a time, ``RunResult.events`` / ``.calls`` load them when asked."""
     ledgers, call_records = sim.ledgers, sim.calls
     sim.ledgers = sim.calls = []  # the tables replace them: nothing else may keep them alive
-    home: TempDir | None = None
-    if out is not None:
-        where = Path(out)
-        where.mkdir(parents=True, exist_ok=True)
-    else:
-        home = TempDir("twin-run-")
-        where = home.path
+    # The result's own copy of its tables (the run folder gets them by hard link): like the frames
+    # it held before, they outlive the run folder.
+    home = TempDir("twin-run-")
     try:
-        events = _events_table(ledgers, where / "events.parquet", home)
+        events = _events_table(ledgers, home.path / "events.parquet", home)
         del ledgers
         _trim()
-        calls = _calls_table(call_records, where / "calls.parquet", home)
+        calls = _calls_table(call_records, home.path / "calls.parquet", home)
         del call_records
         _trim()
         return _finish(scenario, sim, t0, wall_start_iso, events, calls, out, report)
     except BaseException:
-        if home is not None:
-            home.cleanup()
+        home.cleanup()
         raise
 
 
