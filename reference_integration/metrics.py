@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import bisect
 import math
+import os
+import pickle
+import sys
+import tempfile
 from array import array
 from collections import Counter, deque
 from collections.abc import Iterator, MutableSequence, Sequence
@@ -46,6 +50,9 @@ CallRow = tuple[float, float, str, str, int, int | None, str, str | None, str | 
 
 _NO_STATUS = -(2**31)  # ``status`` None in the int32 status column
 
+# Records per spilled segment (``CallTable.spill_to``); read when spilling starts (tests shrink it).
+SEGMENT = 1 << 16
+
 
 class CallTable(Sequence[CallRecord]):
     """Every call record of a run, kept by column rather than as one ``CallRecord`` per attempt.
@@ -57,14 +64,28 @@ class CallTable(Sequence[CallRecord]):
     references. ``latency_s`` is not stored: it is ``t_end - t_start``, the same float operation
     that made it. Reading gives ``CallRecord``s equal to the ones appended (``add`` or ``append``);
     ``column(name)`` gives one column as the list of the values appended.
+
+    ``spill_to(directory)`` takes the columns out of memory as the table grows (a large virtual
+    run): every ``SEGMENT`` records they are pickled to a segment file and started afresh. Reads
+    give the same as before, reading segments back; ``blocks()`` hands them to an exporter.
     """
 
     __slots__ = (
-        "_t0", "_t1", "_attempt", "_status", "_names", "_code", "_sys", "_op", "_out", "_wf", "_corr", "_idem", "_odd"
+        "_t0", "_t1", "_attempt", "_status", "_names", "_code", "_sys", "_op", "_out", "_wf", "_corr", "_idem", "_odd",
+        "_spill_dir", "_spill_at", "_segments", "_seg_ends", "_spilled", "_cache",
     )  # fmt: skip
     columns = CALL_COLUMNS
 
     def __init__(self) -> None:
+        self._spill_dir: str | None = None
+        self._spill_at = sys.maxsize  # records in memory that start a new segment
+        self._segments: list[tuple[str, SegmentInfo]] = []  # segment files, oldest first
+        self._seg_ends: list[int] = []  # index after each segment's last record
+        self._spilled = 0  # records in segments (they come before the in-memory columns)
+        self._cache: tuple[int, CallBlock] | None = None  # the segment read last
+        self._new_columns()
+
+    def _new_columns(self) -> None:
         self._t0 = array("d")
         self._t1 = array("d")
         self._attempt = array("i")
@@ -122,9 +143,13 @@ class CallTable(Sequence[CallRecord]):
         self._idem.append(idempotency_key)
         self._wf.append(code[workflow] if workflow in code else self._name(workflow))
         self._t0.append(t_start)  # last: the length is len(_t0), so no reader sees half a record
+        if len(self._t0) >= self._spill_at:
+            self._spill()
 
     def append(self, rec: CallRecord) -> None:
-        i = len(self._t0)
+        if rec.latency_s != rec.t_end - rec.t_start or type(rec.latency_s) is not type(rec.t_end - rec.t_start):
+            self._append_odd_latency(rec)
+            return
         self.add(
             rec.t_start,
             rec.t_end,
@@ -137,19 +162,114 @@ class CallTable(Sequence[CallRecord]):
             rec.idempotency_key,
             rec.workflow,
         )
-        if rec.latency_s != rec.t_end - rec.t_start or type(rec.latency_s) is not type(rec.t_end - rec.t_start):
-            # A latency that is not the difference of the times (never from the engine): keep it.
+
+    def _append_odd_latency(self, rec: CallRecord) -> None:
+        # A latency that is not the difference of the times (never from the engine): keep it. The
+        # record goes in without its spill check, so its index stays in the in-memory columns.
+        at, self._spill_at = self._spill_at, sys.maxsize
+        try:
+            i = len(self._t0)
+            self.add(*astuple(rec)[:7], rec.correlation_id, rec.idempotency_key, rec.workflow)
             odd = self._odd.get(i, (rec.t_start, rec.t_end, rec.attempt, rec.status))
             self._odd[i] = (*odd[:4], rec.latency_s)
+        finally:
+            self._spill_at = at
+        if len(self._t0) >= self._spill_at:
+            self._spill()
+
+    # ------------------------------------------------------------------------------ spilling
+
+    def spill_to(self, directory: str, segment: int | None = None) -> None:
+        """From now on keep at most ``segment`` (default ``SEGMENT``) records in memory: the rest
+        go to segment files in ``directory``, which the caller owns and removes."""
+        n = SEGMENT if segment is None else segment
+        if n < 1:
+            raise ValueError(f"segment must hold at least one record, not {n}")
+        self._spill_dir, self._spill_at = directory, n
+        if len(self._t0) >= n:
+            self._spill()
+
+    def flush(self) -> None:
+        """Write the in-memory records of a spilling table as a (short) segment."""
+        if self._spill_dir is not None and len(self._t0):
+            self._spill()
+
+    def _spill(self) -> None:
+        assert self._spill_dir is not None
+        blk = self._memory()
+        fd, path = tempfile.mkstemp(prefix="calls-", suffix=".seg", dir=self._spill_dir)
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(blk.columns(), f, pickle.HIGHEST_PROTOCOL)
+        self._spilled += len(blk.t0)
+        self._segments.append((path, blk.info()))
+        self._seg_ends.append(self._spilled)
+        self._new_columns_keep_names()
+
+    def _new_columns_keep_names(self) -> None:
+        names, code = self._names, self._code
+        self._new_columns()
+        self._names, self._code = names, code
+
+    def _segment(self, k: int) -> CallBlock:
+        if self._cache is not None and self._cache[0] == k:
+            return self._cache[1]
+        with open(self._segments[k][0], "rb") as f:
+            blk = CallBlock(self._seg_ends[k - 1] if k else 0, *pickle.load(f))
+        self._cache = (k, blk)
+        return blk
+
+    def _memory(self) -> CallBlock:
+        return CallBlock(
+            self._spilled, self._t0, self._t1, self._attempt, self._status,
+            self._sys, self._op, self._out, self._wf, self._corr, self._idem, self._odd,
+        )  # fmt: skip
+
+    def blocks(self) -> Iterator[CallBlock]:
+        """The records' columns, oldest first, one segment (or the in-memory part) at a time."""
+        for k in range(len(self._segments)):
+            yield self._segment(k)
+        if len(self._t0):
+            yield self._memory()
+
+    def infos(self) -> list[SegmentInfo]:
+        """What each block of ``blocks()`` holds (without reading a segment back)."""
+        out = [info for _, info in self._segments]
+        if len(self._t0):
+            out.append(self._memory().info())
+        return out
+
+    @property
+    def names(self) -> list[Any]:
+        """Name code -> name (system, operation, outcome and workflow codes of ``blocks()``)."""
+        return self._names
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: getattr(self, k) for k in self.__slots__}
+        state["_cache"] = None  # a segment read back is not part of the table
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for k, v in state.items():
+            setattr(self, k, v)
+
+    # ------------------------------------------------------------------------------ reading
 
     def __len__(self) -> int:
-        return len(self._t0)
+        return self._spilled + len(self._t0)
 
-    def _record(self, i: int) -> CallRecord:
+    def _block_of(self, i: int) -> CallBlock:
+        if i >= self._spilled:
+            return self._memory()
+        return self._segment(bisect.bisect_right(self._seg_ends, i))
+
+    def _record(self, i: int, blk: CallBlock | None = None) -> CallRecord:
+        if blk is None:
+            blk = self._block_of(i)
+        i -= blk.start
         names = self._names
-        t0, t1, attempt, status = self._t0[i], self._t1[i], self._attempt[i], self._status[i]
+        t0, t1, attempt, status = blk.t0[i], blk.t1[i], blk.attempt[i], blk.status[i]
         latency: Any = None
-        odd = self._odd.get(i) if self._odd else None
+        odd = blk.odd.get(i) if blk.odd else None
         if odd is not None:
             t0, t1, attempt, status = odd[:4]
             if len(odd) > 4:
@@ -159,15 +279,15 @@ class CallTable(Sequence[CallRecord]):
         return CallRecord(
             t0,
             t1,
-            names[self._sys[i]],
-            names[self._op[i]],
+            names[blk.sys[i]],
+            names[blk.op[i]],
             attempt,
             status,
-            names[self._out[i]],
+            names[blk.out[i]],
             t1 - t0 if latency is None else latency,
-            self._corr[i],
-            self._idem[i],
-            names[self._wf[i]],
+            blk.corr[i],
+            blk.idem[i],
+            names[blk.wf[i]],
         )
 
     @overload
@@ -185,28 +305,96 @@ class CallTable(Sequence[CallRecord]):
         return self._record(i)
 
     def __iter__(self) -> Iterator[CallRecord]:
-        for i in range(len(self)):
-            yield self._record(i)
+        for blk in self.blocks():
+            for i in range(blk.start, blk.start + len(blk.t0)):
+                yield self._record(i, blk)
 
     def column(self, name: str) -> list[Any]:
         """One column (a ``CALL_COLUMNS`` name) as the list of the values appended, in order."""
-        names = self._names
+        out: list[Any] = []
+        for blk in self.blocks():
+            out += blk.column(name, self._names)
+        return out
+
+    def floats(self, name: str) -> array[float] | None:
+        """``t_start`` / ``t_end`` as the float array itself (no copy; a spilled table's a new
+        array), or None when some value is not a float (read ``column`` then)."""
+        if not self._segments:
+            return None if self._odd else {"t_start": self._t0, "t_end": self._t1}[name]
+        out = array("d")
+        for blk in self.blocks():
+            if blk.odd:
+                return None
+            out += blk.t0 if name == "t_start" else blk.t1
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentInfo:
+    """What a block of call records holds, known without reading it back: whether any ``status``
+    is None and any id is present (they decide the calls.parquet column types)."""
+
+    n: int
+    status_none: bool
+    corr_any: bool
+    idem_any: bool
+    odd: bool
+
+
+class CallBlock:
+    """A run of a ``CallTable``'s records as columns: a segment read back, or the in-memory part.
+    ``start`` is the index of its first record; names are codes into ``CallTable.names``."""
+
+    __slots__ = ("start", "t0", "t1", "attempt", "status", "sys", "op", "out", "wf", "corr", "idem", "odd")
+
+    def __init__(
+        self,
+        start: int,
+        t0: array[float],
+        t1: array[float],
+        attempt: array[int],
+        status: array[int],
+        sys_: array[int],
+        op: array[int],
+        out: array[int],
+        wf: array[int],
+        corr: list[str | None],
+        idem: list[str | None],
+        odd: dict[int, tuple[Any, ...]],
+    ) -> None:
+        self.start, self.t0, self.t1, self.attempt, self.status = start, t0, t1, attempt, status
+        self.sys, self.op, self.out, self.wf, self.corr, self.idem, self.odd = sys_, op, out, wf, corr, idem, odd
+
+    def columns(self) -> tuple[Any, ...]:
+        return (self.t0, self.t1, self.attempt, self.status, self.sys, self.op, self.out, self.wf, self.corr, self.idem, self.odd)  # fmt: skip
+
+    def info(self) -> SegmentInfo:
+        return SegmentInfo(
+            len(self.t0),
+            _NO_STATUS in self.status,
+            any(c is not None for c in self.corr),
+            any(c is not None for c in self.idem),
+            bool(self.odd),
+        )
+
+    def column(self, name: str, names: list[Any]) -> list[Any]:
+        """One column of this block as the list of the values appended."""
         if name in ("system", "operation", "outcome", "workflow"):
-            codes = {"system": self._sys, "operation": self._op, "outcome": self._out, "workflow": self._wf}[name]
+            codes = {"system": self.sys, "operation": self.op, "outcome": self.out, "workflow": self.wf}[name]
             return [names[c] for c in codes]
         if name == "correlation_id":
-            return list(self._corr)
+            return list(self.corr)
         if name == "idempotency_key":
-            return list(self._idem)
+            return list(self.idem)
         if name == "latency_s":
-            out: list[Any] = [b - a for a, b in zip(self._t0, self._t1, strict=True)]
+            out: list[Any] = [b - a for a, b in zip(self.t0, self.t1, strict=True)]
         elif name == "status":
-            out = [None if s == _NO_STATUS else s for s in self._status]
+            out = [None if s == _NO_STATUS else s for s in self.status]
         else:
-            out = {"t_start": self._t0, "t_end": self._t1, "attempt": self._attempt}[name].tolist()
-        if self._odd:
+            out = {"t_start": self.t0, "t_end": self.t1, "attempt": self.attempt}[name].tolist()
+        if self.odd:
             k = ("t_start", "t_end", "attempt", "status", "latency_s").index(name)
-            for i, odd in self._odd.items():
+            for i, odd in self.odd.items():
                 if k < 4:
                     out[i] = odd[k]
                 elif len(odd) > 4:
@@ -214,13 +402,6 @@ class CallTable(Sequence[CallRecord]):
                 else:
                     out[i] = odd[1] - odd[0]
         return out
-
-    def floats(self, name: str) -> array[float] | None:
-        """``t_start`` / ``t_end`` as the float array itself (no copy), or None when some value
-        is not a float (read ``column`` then)."""
-        if self._odd:
-            return None
-        return {"t_start": self._t0, "t_end": self._t1}[name]
 
 
 @dataclass

@@ -12,7 +12,9 @@ The result travels through a temporary file, not a pipe, so the child has exited
 is free) before the parent loads anything: the two peaks do not overlap. Messages the function
 sends on the way (progress) come back through a pipe as they happen. Lists longer than
 ``_CHUNK`` (a ledger's values, a call log's ids: millions of items) are pickled a chunk at a time:
-one pickle of the whole would memoise every item at once, a dictionary entry per object.
+one pickle of the whole would memoise every item at once, a dictionary entry per object. A run
+that spills (``sim.virtual.run_virtual(spill=...)``, the default for large runs) has its ledgers
+and call records in segment files already: only their paths and small tables cross here.
 """
 
 from __future__ import annotations

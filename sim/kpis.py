@@ -39,6 +39,7 @@ import pandas as pd
 from sim.modeltime import milestone_latency
 from sim.reconcile import FALLOUT, OUTCOMES, outcome_counts
 from sim.scenario import MILESTONES, FaultWindow, Slo
+from sim.tables import Table, TableFile, chunks, columns_of
 
 WALL_KEYS = ("wall_s", "orders_per_wall_s")  # differ run to run even with the same seed
 PCTS = (("p50", 50), ("p95", 95), ("p99", 99))
@@ -137,22 +138,25 @@ def fault_window_kpis(
 # --------------------------------------------------------------------------------------- kpis
 
 
-def _calls_counts(calls: pd.DataFrame | None) -> dict[str, int]:
+def _calls_counts(calls: Table | None) -> dict[str, int]:
     if calls is None or calls.empty:
         return {"calls": 0, "retries": 0, "failed_calls": 0}
-    retries = int((calls["attempt"] > 1).sum()) if "attempt" in calls.columns else 0
-    failed = 0
-    if "outcome" in calls.columns:
-        failed = int((~calls["outcome"].astype(str).isin(["ok", "success", "2xx"])).sum())
-    elif "status" in calls.columns:
-        failed = int((pd.to_numeric(calls["status"], errors="coerce").fillna(0) >= 400).sum())
+    # A chunk at a time: a virtual run's calls table is a file, never whole in memory.
+    have = columns_of(calls)
+    retries = failed = 0
+    for part in chunks(calls, [c for c in ("attempt", "outcome", "status") if c in have]):
+        retries += int((part["attempt"] > 1).sum()) if "attempt" in have else 0
+        if "outcome" in have:
+            failed += int((~part["outcome"].astype(str).isin(["ok", "success", "2xx"])).sum())
+        elif "status" in have:
+            failed += int((pd.to_numeric(part["status"], errors="coerce").fillna(0) >= 400).sum())
     return {"calls": len(calls), "retries": retries, "failed_calls": failed}
 
 
 def compute_kpis(
     orders: pd.DataFrame,
     *,
-    calls: pd.DataFrame | None = None,
+    calls: pd.DataFrame | TableFile | None = None,
     faults: Iterable[FaultWindow] = (),
     sim_s: float = 0.0,
     wall_s: float = 0.0,

@@ -8,7 +8,8 @@ which tell "gave up and said so" apart from "lost without a trace".
 Inputs (all DataFrames, so a notebook can rebuild them from a run folder):
 
 - ``entries``: one row per ledger entry, the columns of ``mocks.ledger.Entry`` (``data`` a dict or a
-  JSON string, as stored in ``events.parquet``);
+  JSON string, as stored in ``events.parquet``): a DataFrame, or a ``sim.tables.TableFile`` read a
+  chunk at a time (a virtual run's events.parquet, never whole in memory);
 - ``demand``: the demand log, derived from the CRM ``order.submitted`` entries by ``demand_log``;
 - ``exceptions``: ``crm_id, category (business|technical), reason`` (optional ``t``);
 - ``end``: simulated time at which the run stopped (after draining).
@@ -43,6 +44,8 @@ from typing import Any
 
 import orjson
 import pandas as pd
+
+from sim.tables import Table, chunks
 
 OUTCOMES = (
     "duplicate",
@@ -133,15 +136,15 @@ def _norm_lines(lines: Any) -> dict[str, float]:
     return dict(out)
 
 
-def demand_log(entries: pd.DataFrame) -> pd.DataFrame:
+def demand_log(entries: Table) -> pd.DataFrame:
     """The demand the harness caused: CRM ``order.submitted`` entries (ref = CRM Order Id).
 
     The CRM core records ``data``: ``key`` (harness id / PoNumber), ``customer_no``, ``requested_t``
     and ``lines`` normalised to ``[[sku, qty_each]]``.
     """
     rows = []
-    if not entries.empty:
-        sub = entries[(entries["system"] == "crm") & (entries["kind"] == "order.submitted")]
+    for part in chunks(entries, ("system", "kind", "ref", "t", "data")) if not entries.empty else ():
+        sub = part[(part["system"] == "crm") & (part["kind"] == "order.submitted")]
         for ref, t, data in zip(sub["ref"], sub["t"], sub["data"], strict=True):
             d = _data(data)
             rows.append(
@@ -220,15 +223,14 @@ def _reserved_ea(d: dict[str, Any], ordered: float) -> float | None:
     return None
 
 
-def _rows(df: pd.DataFrame, names: tuple[str, ...], chunk: int = 1 << 16) -> Iterator[tuple[Any, ...]]:
+def _rows(df: Table, names: tuple[str, ...]) -> Iterator[tuple[Any, ...]]:
     """The named columns' values row by row, as ``tolist`` gives them, a chunk at a time: the
     whole of an events frame as Python objects (a str per cell) was ~8 KB per order at once."""
-    for k in range(0, len(df), chunk):
-        part = df.iloc[k : k + chunk]
+    for part in chunks(df, names):
         yield from zip(*(part[c].tolist() for c in names), strict=True)
 
 
-def _scan(entries: pd.DataFrame, known: set[str], end: float) -> tuple[dict[str, _Acc], int]:
+def _scan(entries: Table, known: set[str], end: float) -> tuple[dict[str, _Acc], int]:
     acc: dict[str, _Acc] = defaultdict(_Acc)
     orphans = 0
     if entries.empty:
@@ -313,7 +315,7 @@ def _crm_caught_up(a: _Acc, crm_status: str) -> bool:
 
 
 def reconcile(
-    entries: pd.DataFrame,
+    entries: Table,
     demand: pd.DataFrame | None = None,
     exceptions: pd.DataFrame | None = None,
     end: float = float("inf"),

@@ -14,7 +14,9 @@ report.html     self-contained report; chart_*.png alongside
 from __future__ import annotations
 
 import json
+import os
 import platform
+import shutil
 import subprocess
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -32,6 +34,7 @@ import yaml
 
 from sim.reconcile import entries_frame
 from sim.scenario import Scenario, dump_scenario, parse_scenario
+from sim.tables import TableFile
 
 FILES = ("scenario.yaml", "meta.json", "kpis.json", "orders.parquet", "events.parquet", "calls.parquet")
 
@@ -254,6 +257,21 @@ def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _write_table(table: pd.DataFrame | TableFile, path: Path) -> None:
+    if isinstance(table, TableFile):
+        if path.exists() and path.samefile(table.path):
+            return
+        path.unlink(missing_ok=True)
+        try:
+            os.link(table.path, path)  # the same bytes, no copy (parquet files are never edited in place)
+        except OSError:  # another file system, or no hard links there
+            shutil.copyfile(table.path, path)
+        return
+    # Row groups of _ROW_GROUP rows: the writer encodes and buffers one group at a time (its
+    # default, a million rows, is a quarter's events several times over in one buffer).
+    _parquet_safe(table).to_parquet(path, index=False, row_group_size=_ROW_GROUP)
+
+
 def _write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
 
@@ -263,25 +281,23 @@ def write_run(
     *,
     scenario: Scenario,
     orders: pd.DataFrame,
-    events: pd.DataFrame,
-    calls: pd.DataFrame | None,
+    events: pd.DataFrame | TableFile,
+    calls: pd.DataFrame | TableFile | None,
     kpis: Mapping[str, Any],
     meta: Mapping[str, Any],
     breaches: Sequence[str] = (),
     report: bool = True,
 ) -> Path:
-    """Write the whole run folder; returns its path."""
+    """Write the whole run folder; returns its path. ``events`` / ``calls`` given as files (a
+    virtual run streamed them) are hard-linked (copied where that cannot be done)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "scenario.yaml").write_text(dump_scenario(scenario), encoding="utf-8")
     _write_json(out / "meta.json", dict(meta))
     _write_json(out / "kpis.json", dict(kpis))
     _parquet_safe(orders).to_parquet(out / "orders.parquet", index=False)
-    # Row groups of _ROW_GROUP rows: the writer encodes and buffers one group at a time (its
-    # default, a million rows, is a quarter's events several times over in one buffer).
-    _parquet_safe(events).to_parquet(out / "events.parquet", index=False, row_group_size=_ROW_GROUP)
-    calls_df = calls if calls is not None else pd.DataFrame({"system": pd.Series(dtype=str)})
-    _parquet_safe(calls_df).to_parquet(out / "calls.parquet", index=False, row_group_size=_ROW_GROUP)
+    _write_table(events, out / "events.parquet")
+    _write_table(calls if calls is not None else pd.DataFrame({"system": pd.Series(dtype=str)}), out / "calls.parquet")
     if report:
         from sim.report import write_report
 

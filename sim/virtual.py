@@ -9,6 +9,8 @@ the demand log, computes the KPIs and writes the run folder.
 from __future__ import annotations
 
 import gc
+import shutil
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -22,12 +24,15 @@ import simpy
 
 from mocks.coldmap import ColdStore
 from mocks.ledger import Ledger
+from reference_integration.metrics import CALL_COLUMNS
 from sim import isolate as isolation
+from sim import stream
 from sim.kpis import Breach, check_slo, compute_kpis
-from sim.reconcile import demand_log, entries_frame, exceptions_frame, reconcile
+from sim.reconcile import ENTRY_COLUMNS, demand_log, entries_frame, exceptions_frame, reconcile
 from sim.rng import Streams
 from sim.runfolder import calls_frame, events_frame, ledgers_events_frame, make_meta, now_iso, write_run
 from sim.scenario import Scenario, SystemName
+from sim.tables import Table, TableField, TableFile, TempDir
 from sim.world.faults import schedule_world_faults
 
 SYSTEMS = tuple(s.value for s in SystemName)
@@ -61,12 +66,17 @@ class Progress:
 
 @dataclass
 class RunResult:
+    """A run's outcome. ``events`` and ``calls`` may be given as ``TableFile``s (a virtual run
+    streams them to parquet): they read as DataFrames all the same, loaded on first access from
+    a temporary directory the result owns (removed when it is collected; the run folder holds hard
+    links to the same files, or copies)."""
+
     scenario: Scenario
     meta: dict[str, Any]
     kpis: dict[str, Any]
     orders: pd.DataFrame
-    events: pd.DataFrame
-    calls: pd.DataFrame
+    events: pd.DataFrame = TableField()  # type: ignore[assignment]
+    calls: pd.DataFrame = TableField()  # type: ignore[assignment]
     exceptions: pd.DataFrame
     breaches: list[Breach] = field(default_factory=list)
     out: Path | None = None
@@ -83,12 +93,13 @@ class RunResult:
 
     def write(self, out: str | Path, report: bool = True) -> Path:
         """Write the run folder (both modes write the same one) and remember where."""
+        fields = type(self).__dict__
         self.out = write_run(
             out,
             scenario=self.scenario,
             orders=self.orders,
-            events=self.events,
-            calls=self.calls,
+            events=fields["events"].source(self),  # the file while nobody loaded it: copied, not re-encoded
+            calls=fields["calls"].source(self),
             kpis=self.kpis,
             meta=self.meta,
             breaches=[str(b) for b in self.breaches],
@@ -358,23 +369,35 @@ def run_virtual(
     *,
     report: bool = True,
     isolate: bool | None = None,
+    spill: bool | None = None,
     cold: bool | None = None,
 ) -> RunResult:
     """Run one virtual replication; write the run folder to ``out`` when given. ``isolate``
-    simulates in a forked child process, ``cold`` pages idle per-order state out to disk (None:
-    when the run is large; isolation also needs fork). Neither changes the results."""
+    simulates in a forked child process (None: when the run is large and fork exists); ``spill``
+    keeps the ledgers and the call records in segment files under ``TMPDIR`` while it runs and
+    ``cold`` pages idle per-order state out to disk (None: when the run is large). None of them
+    changes the results."""
     scenario = resolve(scenario, profile, seed)
     wall_start_iso = now_iso()
     t0 = time.perf_counter()
+    large = scenario.demand.orders >= ISOLATE_FROM_ORDERS
     if isolate is None:
-        isolate = scenario.demand.orders >= ISOLATE_FROM_ORDERS and isolation.available()
+        isolate = large and isolation.available()
     if cold is None:
         cold = scenario.demand.orders >= COLD_FROM_ORDERS
-    if isolate:
-        sim = isolation.call_in_child(lambda send: simulate(scenario, send, t0, cold=cold), progress)
-    else:
-        sim = simulate(scenario, progress, t0, cold=cold)
-    return analyse(scenario, sim, t0, wall_start_iso, out, report)
+    # Made here, not in the child: whatever becomes of the child, the parent removes it.
+    spill_dir = tempfile.mkdtemp(prefix="twin-spill-") if (large if spill is None else spill) else None
+    try:
+        if isolate:
+            sim = isolation.call_in_child(
+                lambda send: simulate(scenario, send, t0, spill_dir=spill_dir, cold=cold), progress
+            )
+        else:
+            sim = simulate(scenario, progress, t0, spill_dir=spill_dir, cold=cold)
+        return analyse(scenario, sim, t0, wall_start_iso, out, report)
+    finally:
+        if spill_dir is not None:
+            shutil.rmtree(spill_dir, ignore_errors=True)
 
 
 @_gc_for_batch()  # a context manager as decorator: fresh thresholds per call, restored after
@@ -383,12 +406,19 @@ def simulate(
     progress: Callable[[Progress], None] | None = None,
     t0: float | None = None,
     *,
+    spill_dir: str | None = None,
     cold: bool = False,
 ) -> Simulated:
-    """Build the world, run demand to the horizon and drain; return what the analysis reads."""
+    """Build the world, run demand to the horizon and drain; return what the analysis reads.
+    With ``spill_dir`` the ledgers and the call records go to segment files there as the run
+    grows (``Ledger.spill_to``): what comes back holds only their paths and small tables."""
     t0 = time.perf_counter() if t0 is None else t0
     world = build(scenario, cold=cold)
     env = world.env
+    spilling = [*world.ledgers.values(), world.runtime.calls] if spill_dir is not None else []
+    spilling = [x for x in spilling if hasattr(x, "spill_to")]  # a swapped-in call log keeps its way
+    for x in spilling:
+        x.spill_to(spill_dir)
     horizon = float(scenario.horizon)
     drain_end = horizon + float(scenario.drain_limit)
 
@@ -408,6 +438,9 @@ def simulate(
         tick(world, "drain", drain_end)
     sim_s = float(env.now)
     tick(world, "reconcile", sim_s)
+    for x in spilling:
+        x.flush()
+    del spilling
     # Take what the analysis reads -- the ledgers, the call records, the integration's exception
     # lists and counters -- then let the world go before any frame is built: its documents, SimPy
     # queue, workflow state and pydantic models are more than half of a run's memory and nothing
@@ -425,9 +458,9 @@ def simulate(
     )
     cold_store = world.cold
     del world, env
-    gc.collect()
+    gc.collect()  # the world is cyclic (processes <-> generators <-> cores): refcounts alone keep it
     if cold_store is not None:
-        cold_store.close()  # the world is cyclic (processes <-> generators <-> cores): refcounts alone keep it
+        cold_store.close()
     _trim()
     return sim
 
@@ -441,19 +474,62 @@ def analyse(
     out: str | Path | None = None,
     report: bool = True,
 ) -> RunResult:
-    """Reconcile the ledgers, compute the KPIs and (given ``out``) write the run folder."""
+    """Reconcile the ledgers, compute the KPIs and (given ``out``) write the run folder.
+
+    The events and calls tables are streamed into parquet files in a temporary directory the
+    result owns (linked into the run folder) and never held whole: reconciliation and the KPIs read
+    them back a chunk at a time, ``RunResult.events`` / ``.calls`` load them when asked."""
     ledgers, call_records = sim.ledgers, sim.calls
-    sim.ledgers = sim.calls = []  # the frames replace them: nothing else may keep them alive
+    sim.ledgers = sim.calls = []  # the tables replace them: nothing else may keep them alive
+    # The result's own copy of its tables (the run folder gets them by hard link): like the frames
+    # it held before, they outlive the run folder.
+    home = TempDir("twin-run-")
+    try:
+        events = _events_table(ledgers, home.path / "events.parquet", home)
+        del ledgers
+        _trim()
+        calls = _calls_table(call_records, home.path / "calls.parquet", home)
+        del call_records
+        _trim()
+        return _finish(scenario, sim, t0, wall_start_iso, events, calls, out, report)
+    except BaseException:
+        home.cleanup()
+        raise
+
+
+def _events_table(ledgers: list[Ledger], path: Path, home: TempDir | None) -> Table:
+    """events.parquet streamed from the ledgers; the frame itself (not yet written) where the
+    stream does not reproduce it exactly."""
+    try:
+        return TableFile(path, stream.write_events(ledgers, path), ENTRY_COLUMNS, home)
+    except stream.Unstreamable:
+        path.unlink(missing_ok=True)
     events = ledgers_events_frame(ledgers)  # data as JSON text, for events.parquet
     if events is None:  # a ledger without columns: through Entry objects
         events = events_frame(entries_frame([e for led in ledgers for e in led]))
-    del ledgers
-    _trim()
-    calls = calls_frame(call_records)
-    del call_records
-    _trim()
-    # Reconciliation reads the events frame: ``data`` as JSON text is parsed back for the few
-    # kinds it looks inside (sim.reconcile._data), and no second frame of dicts is built.
+    return events
+
+
+def _calls_table(call_records: Any, path: Path, home: TempDir | None) -> Table:
+    try:
+        return TableFile(path, stream.write_calls(call_records, path), CALL_COLUMNS, home)
+    except stream.Unstreamable:
+        path.unlink(missing_ok=True)
+    return calls_frame(call_records)
+
+
+def _finish(
+    scenario: Scenario,
+    sim: Simulated,
+    t0: float,
+    wall_start_iso: str,
+    events: Table,
+    calls: Table,
+    out: str | Path | None,
+    report: bool,
+) -> RunResult:
+    # Reconciliation reads the events table: ``data`` as JSON text is parsed back for the few
+    # kinds it looks inside (sim.reconcile._data), and no second table of dicts is built.
     exc, sim_s = sim.exceptions, sim.sim_s
     orders = reconcile(events, demand_log(events), exc, end=sim_s)
     wall_s = time.perf_counter() - t0

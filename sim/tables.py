@@ -1,0 +1,105 @@
+"""A run's large tables (events, calls) kept on disk and loaded only when someone asks.
+
+A quarter's events and calls frames are ~7 KB per order: at a million orders they alone would
+not fit the run's memory budget. A virtual run streams them into parquet (``sim.stream``) and
+everything inside the run -- reconciliation, KPIs, the run folder -- reads them a chunk at a time
+(``chunks``). ``RunResult.events`` / ``.calls`` still give the whole DataFrame to notebooks and
+tests: ``TableField`` loads it from the file on first access.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import weakref
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+CHUNK = 1 << 16  # rows per chunk read back (reconciliation scanned in chunks of this size before)
+
+
+class TempDir:
+    """A directory under ``TMPDIR`` removed when this object is collected (or at exit): the home
+    of a run's tables when the run has no folder of its own."""
+
+    def __init__(self, prefix: str) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix=prefix))
+        self._done = weakref.finalize(self, shutil.rmtree, self.path, ignore_errors=True)
+
+    def cleanup(self) -> None:
+        self._done()
+
+
+class TableFile:
+    """One parquet file holding a whole table, row groups in table order. ``owner`` (a ``TempDir``)
+    is kept alive as long as the table is, so the file is too."""
+
+    def __init__(self, path: str | Path, rows: int, columns: Sequence[str], owner: Any = None) -> None:
+        self.path = Path(path)
+        self.rows = rows
+        self.columns = tuple(columns)
+        self.owner = owner
+
+    def __len__(self) -> int:
+        return self.rows
+
+    @property
+    def empty(self) -> bool:
+        return self.rows == 0 or not self.columns
+
+    def frame(self) -> pd.DataFrame:
+        """The whole table as the DataFrame it was written from."""
+        return pd.read_parquet(self.path)
+
+    def chunks(self, columns: Sequence[str] | None = None, rows: int = CHUNK) -> Iterator[pd.DataFrame]:
+        """The table ``rows`` at a time, in order (only ``columns`` when given)."""
+        with pq.ParquetFile(self.path) as f:
+            for batch in f.iter_batches(batch_size=rows, columns=None if columns is None else list(columns)):
+                yield batch.to_pandas()
+
+
+Table = pd.DataFrame | TableFile
+
+
+def chunks(table: Table, columns: Sequence[str] | None = None, rows: int = CHUNK) -> Iterator[pd.DataFrame]:
+    """A DataFrame or a ``TableFile`` ``rows`` at a time, in order (only ``columns`` when given)."""
+    if isinstance(table, TableFile):
+        yield from table.chunks(columns, rows)
+        return
+    cols = table if columns is None else table[list(columns)]
+    for k in range(0, len(table), rows):
+        yield cols.iloc[k : k + rows]
+
+
+def columns_of(table: Table) -> tuple[str, ...]:
+    return table.columns if isinstance(table, TableFile) else tuple(table.columns)
+
+
+class TableField:
+    """A DataFrame attribute that may be given a ``TableFile``: the frame is read from the file on
+    first access and kept. ``source(obj)`` is what was given (the file while nobody has read it),
+    for writers that can copy the file instead of encoding the frame again."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self.slot = f"_{name}_table"
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> pd.DataFrame:
+        if obj is None:  # on the class: no default value (dataclasses ask this way)
+            raise AttributeError(self.name)
+        src = obj.__dict__[self.slot]
+        if isinstance(src, TableFile):
+            src = obj.__dict__[self.slot] = (src.frame(), src)
+        return src[0] if isinstance(src, tuple) else src
+
+    def __set__(self, obj: Any, value: Table) -> None:
+        obj.__dict__[self.slot] = value
+
+    def source(self, obj: Any) -> Table:
+        """The frame when it was given or has been read (it may have been changed since), else the file."""
+        src = obj.__dict__[self.slot]
+        return src[0] if isinstance(src, tuple) else src
