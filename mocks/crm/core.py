@@ -13,17 +13,23 @@ from __future__ import annotations
 
 import itertools
 import random
-from dataclasses import dataclass, field
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, ClassVar
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mocks.core.base import DomainCore, Request, Response, Route, error
+from mocks.core.paging import Numbered, pack, unpack
 from mocks.core.validation import parse
 from mocks.crm import schemas as s
 from sim.calendar import Calendar
 from sim.demand import DemandOrder
 from sim.masterdata import Address, Customer, salesforce_id
 from sim.rng import derive_seed
+
+if TYPE_CHECKING:
+    from mocks.coldmap import ColdMap, ColdStore
 
 _API = "/services/data/v60.0/sobjects"
 # The fields of an order update that ``order.updated`` tracks (Status and the reason have their own)
@@ -86,6 +92,12 @@ class CrmOrder:
     history: list[Any] = field(default_factory=list)
 
 
+_ORDER_FIELDS = attrgetter(*(f.name for f in fields(CrmOrder)))
+_NAMES = [f.name for f in fields(CrmOrder)]
+# Fields holding objects shared beyond the order: written as a key or a number (``use_cold``).
+_CUSTOMER_AT, _SHIPPING_AT, _SHIP_TO_NAME_AT = (_NAMES.index(n) for n in ("customer", "shipping", "ship_to_name"))
+
+
 class CrmCore(DomainCore):
     system: ClassVar[str] = "crm"
     routes: ClassVar[dict[str, Route]] = {
@@ -104,11 +116,15 @@ class CrmCore(DomainCore):
         first = self.md.customers[0].crm_account_id if self.md.customers else "0015g0"
         self._instance = first[3:5]  # the org's instance code, shared by every id it issues
         self._account_index = {c.crm_account_id: i for i, c in enumerate(self.md.customers)}
+        self._cold: ColdMap[str, CrmOrder] | None = None  # ``use_cold``
         self.reset()
 
     def reset(self) -> None:
         """Fresh business state (``/_twin/reset``): no orders; accounts come from master data."""
-        self.orders: dict[str, CrmOrder] = {}
+        self.orders: MutableMapping[str, CrmOrder] = {}
+        if self._cold is not None:
+            self._cold.clear()
+            self.orders = self._cold
         self._seq = itertools.count(1)
         # One stored copy of each distinct ship-to (address pairs, name): orders ship to the few
         # addresses of their account, and a dict and strings per order were most of their cost.
@@ -116,6 +132,33 @@ class CrmCore(DomainCore):
 
     def _share(self, value: Any) -> Any:
         return self._shared.setdefault(value, value)
+
+    def use_cold(self, store: ColdStore) -> None:
+        """Virtual runs: orders not touched for a spill interval page out to ``store``, their
+        date strings, items, fields and status history with them. An order's customer is the
+        master data's model (written as its account id) and its ship-to the core's one copy
+        (written as a number): both come back as the same objects."""
+        shared: Numbered[Any] = Numbered()
+        number, objects = shared.number, shared.objects
+        by_account = self.md.by_account_id
+
+        def dump(o: CrmOrder) -> bytes:
+            values = list(_ORDER_FIELDS(o))
+            values[_CUSTOMER_AT] = o.customer.crm_account_id
+            values[_SHIPPING_AT] = number(o.shipping)
+            values[_SHIP_TO_NAME_AT] = number(o.ship_to_name)
+            return pack(tuple(values))
+
+        def load(blob: bytes) -> CrmOrder:
+            values = list(unpack(blob))
+            values[_CUSTOMER_AT] = by_account[values[_CUSTOMER_AT]]
+            values[_SHIPPING_AT] = objects[values[_SHIPPING_AT]]
+            values[_SHIP_TO_NAME_AT] = objects[values[_SHIP_TO_NAME_AT]]
+            return CrmOrder(*values)
+
+        self._cold = store.map("crm_orders", dump, load)
+        self._cold.update(self.orders)
+        self.orders = self._cold
 
     # ------------------------------------------------------------------------------- accounts
 
