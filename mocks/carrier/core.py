@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from mocks.carrier.schemas import RateRequest, ShipmentCreate
 from mocks.core.base import DomainCore, Request, Response, Route, error
-from mocks.core.paging import pack, unpack
+from mocks.core.paging import intern, pack, unpack
 from mocks.core.validation import parse
 from sim.calendar import Calendar
 from sim.world.carrier import CarrierNetwork, Parcel
@@ -85,10 +85,15 @@ class Shipment:
 
 
 _SHIPMENT_FIELDS = attrgetter(*(f.name for f in fields(Shipment)))
+_SHIPMENT_NAMES = [f.name for f in fields(Shipment)]
+# What the ledger, webhooks and the integration keep after a read (``mocks.core.paging.intern``).
+_SHIPMENT_INTERN = tuple(_SHIPMENT_NAMES.index(n) for n in ("tracking_number", "shipper_reference", "status"))
 
 
 def _dump_shipment(sh: Shipment) -> bytes:
-    return pack(_SHIPMENT_FIELDS(sh))
+    values = list(_SHIPMENT_FIELDS(sh))
+    intern(values, _SHIPMENT_INTERN)
+    return pack(tuple(values))
 
 
 def _load_shipment(blob: bytes) -> Shipment:

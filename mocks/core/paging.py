@@ -8,14 +8,22 @@ refuses (a subclass of a built-in type, say ``numpy.float64``) makes the whole t
 pickle, which keeps its type: slower, never wrong.
 
 Objects documents share with the rest of the world (master-data models, a core's one copy of
-each address) must come back as the same object, not a copy: ``Numbered`` gives each a number
-that the written tuple holds in its place.
+each address) must come back as the same object, not a copy: a document is written with a key or
+a number in their place (``Shared`` keeps a core's copies numbered).
+
+Strings need the same care for memory's sake (never for behaviour: nothing compares strings by
+identity). A document's id and references go on into every ledger entry, webhook and integration
+record made after the document is read back; a fresh copy per read would cost the bytes paging
+saves. ``intern`` them as they are written: marshal marks an interned string as such and reading
+it back interns it again, which returns the one object still alive -- the original, in the ledger
+and the map's key -- at the price of a slot in the interpreter's table while anything holds it.
 """
 
 from __future__ import annotations
 
 import marshal
 import pickle
+import sys
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -38,25 +46,39 @@ def unpack(blob: bytes) -> Any:
     return pickle.loads(blob) if blob[0] == _PICKLE_FIRST else marshal.loads(blob)
 
 
-class Numbered(Generic[T]):
-    """Objects many documents share, numbered: a document written out holds an object's number,
-    and reading it back gives the very object (``None`` is numbered like anything else).
+def intern(values: list[Any], at: tuple[int, ...]) -> None:
+    """Intern the plain strings among ``values[i] for i in at`` in place (see the module's notes)."""
+    for i in at:
+        v = values[i]
+        if type(v) is str:  # sys.intern refuses subclasses, and None is common
+            values[i] = sys.intern(v)
 
-    Numbers are by identity, and the table keeps each object alive so that an identity is never
-    reused by another object; only shared objects belong here (a handful per customer)."""
 
-    __slots__ = ("objects", "_number")
+class Shared(Generic[T]):
+    """One copy of each distinct value many documents hold (an address, a name), numbered: a
+    document written out holds its copy's number, and reading it back gives that very copy.
+
+    One dict from value to number and a list of the copies: what a plain ``dict.setdefault``
+    table of copies costs, plus a list slot, with the numbers for free."""
+
+    __slots__ = ("objects", "_numbers")
 
     def __init__(self) -> None:
         self.objects: list[T] = []
-        self._number: dict[int, int] = {}
+        self._numbers: dict[T, int] = {}
 
-    def number(self, obj: T) -> int:
-        n = self._number.get(id(obj))
+    def share(self, value: T) -> T:
+        """The one copy equal to ``value`` (``value`` itself the first time)."""
+        n = self._numbers.get(value)
         if n is None:
-            n = self._number[id(obj)] = len(self.objects)
-            self.objects.append(obj)
-        return n
+            self._numbers[value] = len(self.objects)
+            self.objects.append(value)
+            return value
+        return self.objects[n]
+
+    def number(self, value: T) -> int:
+        """The number of a shared copy (by value: equal values share one copy)."""
+        return self._numbers[value]
 
     def __len__(self) -> int:
         return len(self.objects)

@@ -20,7 +20,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mocks.core.base import DomainCore, Request, Response, Route, error
-from mocks.core.paging import Numbered, pack, unpack
+from mocks.core.paging import Shared, intern, pack, unpack
 from mocks.core.validation import parse
 from mocks.crm import schemas as s
 from sim.calendar import Calendar
@@ -96,6 +96,8 @@ _ORDER_FIELDS = attrgetter(*(f.name for f in fields(CrmOrder)))
 _NAMES = [f.name for f in fields(CrmOrder)]
 # Fields holding objects shared beyond the order: written as a key or a number (``use_cold``).
 _CUSTOMER_AT, _SHIPPING_AT, _SHIP_TO_NAME_AT = (_NAMES.index(n) for n in ("customer", "shipping", "ship_to_name"))
+# What the ledger, webhooks and the integration keep after a read (``mocks.core.paging.intern``).
+_ORDER_INTERN = tuple(_NAMES.index(n) for n in ("id", "status"))
 
 
 class CrmCore(DomainCore):
@@ -128,31 +130,33 @@ class CrmCore(DomainCore):
         self._seq = itertools.count(1)
         # One stored copy of each distinct ship-to (address pairs, name): orders ship to the few
         # addresses of their account, and a dict and strings per order were most of their cost.
-        self._shared: dict[Any, Any] = {}
-
-    def _share(self, value: Any) -> Any:
-        return self._shared.setdefault(value, value)
+        self._shared: Shared[Any] = Shared()
+        self._share = self._shared.share
 
     def use_cold(self, store: ColdStore) -> None:
         """Virtual runs: orders not touched for a spill interval page out to ``store``, their
         date strings, items, fields and status history with them. An order's customer is the
         master data's model (written as its account id) and its ship-to the core's one copy
         (written as a number): both come back as the same objects."""
-        shared: Numbered[Any] = Numbered()
-        number, objects = shared.number, shared.objects
         by_account = self.md.by_account_id
+        # Through ``self`` at each call: ``reset`` starts a new table.
+
+        def number(value: Any) -> int:
+            return self._shared.number(value)
 
         def dump(o: CrmOrder) -> bytes:
             values = list(_ORDER_FIELDS(o))
             values[_CUSTOMER_AT] = o.customer.crm_account_id
-            values[_SHIPPING_AT] = number(o.shipping)
+            values[_SHIPPING_AT] = -1 if o.shipping is None else number(o.shipping)  # None is not shared
             values[_SHIP_TO_NAME_AT] = number(o.ship_to_name)
+            intern(values, _ORDER_INTERN)
             return pack(tuple(values))
 
         def load(blob: bytes) -> CrmOrder:
             values = list(unpack(blob))
             values[_CUSTOMER_AT] = by_account[values[_CUSTOMER_AT]]
-            values[_SHIPPING_AT] = objects[values[_SHIPPING_AT]]
+            objects = self._shared.objects
+            values[_SHIPPING_AT] = None if values[_SHIPPING_AT] < 0 else objects[values[_SHIPPING_AT]]
             values[_SHIP_TO_NAME_AT] = objects[values[_SHIP_TO_NAME_AT]]
             return CrmOrder(*values)
 

@@ -23,7 +23,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mocks.core.base import DomainCore, Request, Response, Route, error
-from mocks.core.paging import RefIndex, pack, unpack
+from mocks.core.paging import RefIndex, intern, pack, unpack
 from mocks.core.validation import parse
 from mocks.erp import schemas as s
 from sim.masterdata import Address, Customer, MasterData
@@ -81,12 +81,16 @@ class SalesOrder:
 # A sales order written out (``ErpCore.use_cold``): its field values, each line as its own.
 _SO_FIELDS = attrgetter(*(f.name for f in fields(SalesOrder)))
 _LINE_FIELDS = attrgetter(*(f.name for f in fields(SoLine)))
-_LINES_AT = [f.name for f in fields(SalesOrder)].index("lines")
+_SO_NAMES = [f.name for f in fields(SalesOrder)]
+_LINES_AT = _SO_NAMES.index("lines")
+# What the ledger, webhooks and the integration keep after a read (``mocks.core.paging.intern``).
+_SO_INTERN = tuple(_SO_NAMES.index(n) for n in ("order_no", "ext_ref", "status"))
 
 
 def _dump_order(o: SalesOrder) -> bytes:
     values = list(_SO_FIELDS(o))
     values[_LINES_AT] = [_LINE_FIELDS(ln) for ln in o.lines]
+    intern(values, _SO_INTERN)
     return pack(tuple(values))
 
 

@@ -16,7 +16,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from mocks.core.base import DomainCore, Request, Response, Route, error
-from mocks.core.paging import Numbered, RefIndex, pack, unpack
+from mocks.core.paging import RefIndex, Shared, intern, pack, unpack
 from mocks.core.validation import parse
 from mocks.wms.schemas import FulfillmentCreate, ShipConfirm, ShipToCreate
 from sim.calendar import Calendar
@@ -63,7 +63,10 @@ class Fulfilment:
 
 
 _FO_FIELDS = attrgetter(*(f.name for f in fields(Fulfilment)))
-_SHIP_TO_AT = [f.name for f in fields(Fulfilment)].index("ship_to")
+_FO_NAMES = [f.name for f in fields(Fulfilment)]
+_SHIP_TO_AT = _FO_NAMES.index("ship_to")
+# What the ledger, webhooks and the integration keep after a read (``mocks.core.paging.intern``).
+_FO_INTERN = tuple(_FO_NAMES.index(n) for n in ("client_reference", "status"))
 
 
 class WmsCore(DomainCore):
@@ -92,21 +95,19 @@ class WmsCore(DomainCore):
         self._warehouses = {w.code for w in self.md.warehouses} or {"WH01"}
         # One stored copy of each distinct ship-to address: fulfilments go to the few addresses
         # of each customer, and a dict per fulfilment was most of what its address cost.
-        self._shared: dict[tuple[str | None, ...], tuple[str | None, ...]] = {}
-
-    def _share(self, values: tuple[str | None, ...]) -> tuple[str | None, ...]:
-        return self._shared.setdefault(values, values)
+        self._shared: Shared[tuple[str | None, ...]] = Shared()
+        self._share = self._shared.share
 
     def use_cold(self, store: ColdStore) -> None:
         """Virtual runs: fulfilments not touched for a spill interval page out to ``store``. The
         warehouse floor names a fulfilment by id (``Job.id``) and holds no reference to it; its
         ship-to is written as the number of the core's one copy, so it comes back shared."""
-        addresses: Numbered[tuple[str | None, ...]] = Numbered()
-        number, shared = addresses.number, addresses.objects
+        number, shared = self._shared.number, self._shared.objects
 
         def dump(fo: Fulfilment) -> bytes:
             values = list(_FO_FIELDS(fo))
             values[_SHIP_TO_AT] = number(fo.ship_to)
+            intern(values, _FO_INTERN)
             return pack(tuple(values))
 
         def load(blob: bytes) -> Fulfilment:
