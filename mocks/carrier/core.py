@@ -90,14 +90,20 @@ _SHIPMENT_NAMES = [f.name for f in fields(Shipment)]
 _SHIPMENT_INTERN = tuple(_SHIPMENT_NAMES.index(n) for n in ("tracking_number", "shipper_reference", "status"))
 
 
+_EVENTS_AT = _SHIPMENT_NAMES.index("events")
+
+
 def _dump_shipment(sh: Shipment) -> bytes:
     values = list(_SHIPMENT_FIELDS(sh))
+    values[_EVENTS_AT] = None  # the scans are the second part
     intern(values, _SHIPMENT_INTERN)
-    return pack(tuple(values))
+    return pack(values, sh.events)
 
 
 def _load_shipment(blob: bytes) -> Shipment:
-    return Shipment(*unpack(blob))
+    values, events = unpack(blob)
+    values[_EVENTS_AT] = events
+    return Shipment(*values)
 
 
 class CarrierCore(DomainCore):

@@ -3,9 +3,11 @@
 A core's documents are slots dataclasses of plain values. Pickle spends most of its time and
 bytes on naming the class and each field; a document is written out as the tuple of its field
 values with ``marshal`` instead (about a quarter of the time, half the bytes, and exact for the
-built-in types it accepts: a float comes back bit for bit, a tuple as a tuple). A value marshal
-refuses (a subclass of a built-in type, say ``numpy.float64``) makes the whole tuple go through
-pickle, which keeps its type: slower, never wrong.
+built-in types: a float comes back bit for bit, a tuple as a tuple). Marshal is not exact beyond
+them -- it writes anything with a buffer (a ``numpy.float64``!) as ``bytes`` without a word -- so
+``pack`` looks at the type of every value first and pickles what is not plainly built-in (slower,
+never wrong). To keep that look cheap a document is given as flat parts: its scalar fields, then
+each container field flattened (lines, items, history, scans).
 
 Objects documents share with the rest of the world (master-data models, a core's one copy of
 each address) must come back as the same object, not a copy: a document is written with a key or
@@ -24,6 +26,7 @@ from __future__ import annotations
 import marshal
 import pickle
 import sys
+from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -34,15 +37,21 @@ _PICKLE_PROTO = pickle.HIGHEST_PROTOCOL
 _PICKLE_FIRST = 0x80
 
 
-def pack(fields: tuple[Any, ...]) -> bytes:
-    """A document's field values as bytes: marshal, or pickle where marshal cannot be exact."""
-    try:
-        return marshal.dumps(fields)
-    except ValueError:  # "unmarshallable object": a type marshal does not know, or a subclass
-        return pickle.dumps(fields, _PICKLE_PROTO)
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def pack(*parts: Sequence[Any]) -> bytes:
+    """A document as bytes, given as flat sequences of scalars (its fields with the containers
+    among them written out as parts of their own, flattened): marshal where every value is
+    exactly a built-in scalar type -- one pass in C per part -- else pickle."""
+    for part in parts:
+        if not _SCALARS.issuperset(map(type, part)):
+            return pickle.dumps(parts, _PICKLE_PROTO)
+    return marshal.dumps(parts)
 
 
 def unpack(blob: bytes) -> Any:
+    """The parts ``pack`` was given, as a tuple (each part a list or tuple, as given)."""
     return pickle.loads(blob) if blob[0] == _PICKLE_FIRST else marshal.loads(blob)
 
 

@@ -16,6 +16,7 @@ import random
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from itertools import chain
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -96,6 +97,7 @@ _ORDER_FIELDS = attrgetter(*(f.name for f in fields(CrmOrder)))
 _NAMES = [f.name for f in fields(CrmOrder)]
 # Fields holding objects shared beyond the order: written as a key or a number (``use_cold``).
 _CUSTOMER_AT, _SHIPPING_AT, _SHIP_TO_NAME_AT = (_NAMES.index(n) for n in ("customer", "shipping", "ship_to_name"))
+_ITEMS_AT, _FIELDS_AT, _HISTORY_AT = (_NAMES.index(n) for n in ("items", "fields", "history"))
 # What the ledger, webhooks and the integration keep after a read (``mocks.core.paging.intern``).
 _ORDER_INTERN = tuple(_NAMES.index(n) for n in ("id", "status"))
 
@@ -149,11 +151,14 @@ class CrmCore(DomainCore):
             values[_CUSTOMER_AT] = o.customer.crm_account_id
             values[_SHIPPING_AT] = -1 if o.shipping is None else number(o.shipping)  # None is not shared
             values[_SHIP_TO_NAME_AT] = number(o.ship_to_name)
+            values[_ITEMS_AT] = values[_FIELDS_AT] = values[_HISTORY_AT] = None  # parts of their own
             intern(values, _ORDER_INTERN)
-            return pack(tuple(values))
+            return pack(values, o.items, list(chain.from_iterable(o.fields.items())), o.history)
 
         def load(blob: bytes) -> CrmOrder:
-            values = list(unpack(blob))
+            values, items, flat_fields, history = unpack(blob)
+            values[_ITEMS_AT], values[_HISTORY_AT] = items, history
+            values[_FIELDS_AT] = dict(zip(flat_fields[::2], flat_fields[1::2], strict=True))
             values[_CUSTOMER_AT] = by_account[values[_CUSTOMER_AT]]
             objects = self._shared.objects
             values[_SHIPPING_AT] = None if values[_SHIPPING_AT] < 0 else objects[values[_SHIPPING_AT]]

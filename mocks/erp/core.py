@@ -19,6 +19,7 @@ import itertools
 from collections import deque
 from collections.abc import MutableMapping
 from dataclasses import dataclass, fields
+from itertools import chain
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -87,16 +88,19 @@ _LINES_AT = _SO_NAMES.index("lines")
 _SO_INTERN = tuple(_SO_NAMES.index(n) for n in ("order_no", "ext_ref", "status"))
 
 
+_PER_LINE = len(fields(SoLine))
+
+
 def _dump_order(o: SalesOrder) -> bytes:
     values = list(_SO_FIELDS(o))
-    values[_LINES_AT] = [_LINE_FIELDS(ln) for ln in o.lines]
+    values[_LINES_AT] = None  # the lines are the second part, field after field
     intern(values, _SO_INTERN)
-    return pack(tuple(values))
+    return pack(values, list(chain.from_iterable(map(_LINE_FIELDS, o.lines))))
 
 
 def _load_order(blob: bytes) -> SalesOrder:
-    values = list(unpack(blob))
-    values[_LINES_AT] = [SoLine(*ln) for ln in values[_LINES_AT]]
+    values, flat = unpack(blob)
+    values[_LINES_AT] = [SoLine(*flat[i : i + _PER_LINE]) for i in range(0, len(flat), _PER_LINE)]
     return SalesOrder(*values)
 
 

@@ -12,6 +12,7 @@ import itertools
 import math
 from collections.abc import MutableMapping
 from dataclasses import dataclass, fields
+from itertools import chain
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
@@ -64,7 +65,7 @@ class Fulfilment:
 
 _FO_FIELDS = attrgetter(*(f.name for f in fields(Fulfilment)))
 _FO_NAMES = [f.name for f in fields(Fulfilment)]
-_SHIP_TO_AT = _FO_NAMES.index("ship_to")
+_SHIP_TO_AT, _LINES_AT = _FO_NAMES.index("ship_to"), _FO_NAMES.index("lines")
 # What the ledger, webhooks and the integration keep after a read (``mocks.core.paging.intern``).
 _FO_INTERN = tuple(_FO_NAMES.index(n) for n in ("client_reference", "status"))
 
@@ -107,12 +108,14 @@ class WmsCore(DomainCore):
         def dump(fo: Fulfilment) -> bytes:
             values = list(_FO_FIELDS(fo))
             values[_SHIP_TO_AT] = number(fo.ship_to)
+            values[_LINES_AT] = None  # the lines are the second part: sku, eaches, sku, ...
             intern(values, _FO_INTERN)
-            return pack(tuple(values))
+            return pack(values, list(chain.from_iterable(fo.lines)))
 
         def load(blob: bytes) -> Fulfilment:
-            values = list(unpack(blob))
+            values, flat = unpack(blob)
             values[_SHIP_TO_AT] = shared[values[_SHIP_TO_AT]]
+            values[_LINES_AT] = list(zip(flat[::2], flat[1::2], strict=True))
             return Fulfilment(*values)
 
         cold = store.map("wms_fulfilments", dump, load)
