@@ -214,6 +214,9 @@ class ColdMap(MutableMapping[K, V], Generic[K, V]):
         return len(rows)
 
 
+CACHE_KIB = 2048  # SQLite page cache of a store
+
+
 class ColdStore:
     """One SQLite file of spilled values for a run, one table per ``ColdMap``.
 
@@ -226,7 +229,11 @@ class ColdStore:
         self.dir = Path(tempfile.mkdtemp(prefix="twin-cold-")) if directory is None else Path(directory)
         self.path = self.dir / "cold.sqlite"
         self._db: sqlite3.Connection | None = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        for pragma in ("journal_mode=OFF", "synchronous=OFF", "temp_store=MEMORY", "cache_size=-16384"):
+        # A small page cache: SQLite's own cache is resident memory, the very thing the store is
+        # there to save (16 MiB was a fifth of what paging saved at 20,000 orders), while pages
+        # it does not keep are a read from the OS's file cache away.
+        pragmas = ("journal_mode=OFF", "synchronous=OFF", "temp_store=MEMORY", f"cache_size=-{CACHE_KIB}")
+        for pragma in pragmas:
             self._db.execute("PRAGMA " + pragma)
         self.maps: list[ColdMap[Any, Any]] = []
         self._read_sql: dict[str, str] = {}
