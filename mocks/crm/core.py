@@ -16,7 +16,6 @@ import random
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from itertools import chain
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -153,7 +152,7 @@ class CrmCore(DomainCore):
             values[_SHIP_TO_NAME_AT] = number(o.ship_to_name)
             values[_ITEMS_AT] = values[_FIELDS_AT] = values[_HISTORY_AT] = None  # parts of their own
             intern(values, _ORDER_INTERN)
-            return pack(values, o.items, list(chain.from_iterable(o.fields.items())), o.history)
+            return pack(values, o.items, list(itertools.chain.from_iterable(o.fields.items())), o.history)
 
         def load(blob: bytes) -> CrmOrder:
             values, items, flat_fields, history = unpack(blob)

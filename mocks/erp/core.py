@@ -19,7 +19,6 @@ import itertools
 from collections import deque
 from collections.abc import MutableMapping
 from dataclasses import dataclass, fields
-from itertools import chain
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -79,23 +78,21 @@ class SalesOrder:
     invoice_no: str | None = None
 
 
-# A sales order written out (``ErpCore.use_cold``): its field values, each line as its own.
+# A sales order written out (``ErpCore.use_cold``): its field values, then its lines' one after another.
 _SO_FIELDS = attrgetter(*(f.name for f in fields(SalesOrder)))
 _LINE_FIELDS = attrgetter(*(f.name for f in fields(SoLine)))
+_PER_LINE = len(fields(SoLine))
 _SO_NAMES = [f.name for f in fields(SalesOrder)]
 _LINES_AT = _SO_NAMES.index("lines")
 # What the ledger, webhooks and the integration keep after a read (``mocks.core.paging.intern``).
 _SO_INTERN = tuple(_SO_NAMES.index(n) for n in ("order_no", "ext_ref", "status"))
 
 
-_PER_LINE = len(fields(SoLine))
-
-
 def _dump_order(o: SalesOrder) -> bytes:
     values = list(_SO_FIELDS(o))
     values[_LINES_AT] = None  # the lines are the second part, field after field
     intern(values, _SO_INTERN)
-    return pack(values, list(chain.from_iterable(map(_LINE_FIELDS, o.lines))))
+    return pack(values, list(itertools.chain.from_iterable(map(_LINE_FIELDS, o.lines))))
 
 
 def _load_order(blob: bytes) -> SalesOrder:

@@ -12,7 +12,6 @@ import itertools
 import math
 from collections.abc import MutableMapping
 from dataclasses import dataclass, fields
-from itertools import chain
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
@@ -110,7 +109,7 @@ class WmsCore(DomainCore):
             values[_SHIP_TO_AT] = number(fo.ship_to)
             values[_LINES_AT] = None  # the lines are the second part: sku, eaches, sku, ...
             intern(values, _FO_INTERN)
-            return pack(values, list(chain.from_iterable(fo.lines)))
+            return pack(values, list(itertools.chain.from_iterable(fo.lines)))
 
         def load(blob: bytes) -> Fulfilment:
             values, flat = unpack(blob)
