@@ -136,3 +136,48 @@ def test_reading_after_close_is_a_clear_error() -> None:
     store.close()
     with pytest.raises(RuntimeError, match="closed"):
         m["a"]
+
+
+def test_spill_looks_only_at_values_in_memory() -> None:
+    """A spill costs what is in memory, not the size of the map: cold values are not visited."""
+    looked: list[str] = []
+
+    def can_spill(value: Doc) -> bool:
+        looked.append(value.status)
+        return value.status != "held"
+
+    with ColdStore() as store:
+        m = store.map("docs", can_spill=can_spill)
+        for i in range(100):
+            m[f"o{i}"] = Doc(i)
+        m["h"] = Doc(-1, "held")
+        store.spill()
+        assert looked == []  # all touched
+        assert store.spill() == 100 and len(looked) == 101
+        looked.clear()
+        assert store.spill() == 0 and looked == ["held"]  # the kept one is looked at again ...
+        m["o7"].lines.append(1)
+        del m["o8"]
+        m["o9"] = Doc(9, "new")
+        looked.clear()
+        store.spill()
+        assert looked == ["held"]  # ... the touched ones wait an interval ...
+        looked.clear()
+        assert store.spill() == 2 and sorted(looked) == ["held", "new", "open"]  # ... the rest are cold
+        assert m["o7"].lines == [1] and "o8" not in m and m["o9"].status == "new"
+        assert m.stats.kept == 4  # once a spill since it went idle
+
+
+def test_clear_forgets_keys_and_values() -> None:
+    with ColdStore() as store:
+        m = store.map("docs")
+        for i in range(5):
+            m[i] = Doc(i)
+        store.spill(), store.spill()
+        m[1]  # one back in memory
+        m.clear()
+        assert len(m) == 0 and list(m) == [] and m.get(1) is None
+        assert store.spill() == 0
+        m[3] = Doc(30)
+        store.spill(), store.spill()
+        assert m[3] == Doc(30) and list(m) == [3]

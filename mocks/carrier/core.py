@@ -15,15 +15,21 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field, fields
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any
 
 from mocks.carrier.schemas import RateRequest, ShipmentCreate
 from mocks.core.base import DomainCore, Request, Response, Route, error
+from mocks.core.paging import intern, pack, unpack
 from mocks.core.validation import parse
 from sim.calendar import Calendar
 from sim.world.carrier import CarrierNetwork, Parcel
 from sim.world.warehouse import DayClock
+
+if TYPE_CHECKING:
+    from mocks.coldmap import ColdStore
 
 CARRIER_UTC_OFFSET_H = -5.0
 SHIPPER_ACCOUNT = "TW4X7A"  # 6 chars of the tracking number, as in a UPS shipper number
@@ -78,6 +84,28 @@ class Shipment:
     events: list[Any] = field(default_factory=list)  # code, simulated time of each scan, flat
 
 
+_SHIPMENT_FIELDS = attrgetter(*(f.name for f in fields(Shipment)))
+_SHIPMENT_NAMES = [f.name for f in fields(Shipment)]
+# What the ledger, webhooks and the integration keep after a read (``mocks.core.paging.intern``).
+_SHIPMENT_INTERN = tuple(_SHIPMENT_NAMES.index(n) for n in ("tracking_number", "shipper_reference", "status"))
+
+
+_EVENTS_AT = _SHIPMENT_NAMES.index("events")
+
+
+def _dump_shipment(sh: Shipment) -> bytes:
+    values = list(_SHIPMENT_FIELDS(sh))
+    values[_EVENTS_AT] = None  # the scans are the second part
+    intern(values, _SHIPMENT_INTERN)
+    return pack(values, sh.events)
+
+
+def _load_shipment(blob: bytes) -> Shipment:
+    values, events = unpack(blob)
+    values[_EVENTS_AT] = events
+    return Shipment(*values)
+
+
 class CarrierCore(DomainCore):
     system = "carrier"
     routes = {
@@ -92,10 +120,18 @@ class CarrierCore(DomainCore):
         self.network = CarrierNetwork(
             self.env, self.scenario.carrier, self.streams, clock=self.clock, observer=self._on_scan
         )
-        self.shipments: dict[str, Shipment] = {}
+        self.shipments: MutableMapping[str, Shipment] = {}
         self._seq = itertools.count(1)
         self._origin = self.md.warehouses[0].address.postal_code if self.md.warehouses else "00000"
         self._times: dict[float, str] = {}
+
+    def use_cold(self, store: ColdStore) -> None:
+        """Virtual runs: shipments not touched for a spill interval -- days in transit between
+        scans -- page out to ``store``. The network names a parcel's shipment by its tracking
+        number (``Parcel.id``) and holds no reference to it."""
+        cold = store.map("carrier_shipments", _dump_shipment, _load_shipment)
+        cold.update(self.shipments)
+        self.shipments = cold
 
     # -- operations ----------------------------------------------------------------------------
     def op_get_rates(self, req: Request) -> Response:
@@ -140,7 +176,7 @@ class CarrierCore(DomainCore):
             service=sh.service,
             packages=sh.packages,
         )
-        self.network.register(tn, sh)
+        self.network.register(tn)  # by tracking number: see ``_on_scan``
         label = f"^XA^FO50,50^A0N,40,40^FD{tn}^FS^FO50,120^BCN,100,Y,N,N^FD{tn}^FS^XZ"
         return Response(201, {"trackingNumber": tn, "labelFormat": "ZPL", "label": label, "pickupDate": sh.pickup_date})
 
@@ -177,7 +213,9 @@ class CarrierCore(DomainCore):
 
     # -- world callback ------------------------------------------------------------------------
     def _on_scan(self, parcel: Parcel, code: str) -> None:
-        sh: Shipment = parcel.data
+        # Looked up, not carried on the parcel: a shipment in transit for days holds no reference
+        # from the network and can page out between scans (``use_cold``).
+        sh = self.shipments[parcel.id]
         now = self.env.now
         status, _, kind = _EVENTS[code]
         sh.status = status

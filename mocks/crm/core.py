@@ -13,17 +13,23 @@ from __future__ import annotations
 
 import itertools
 import random
-from dataclasses import dataclass, field
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, ClassVar
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mocks.core.base import DomainCore, Request, Response, Route, error
+from mocks.core.paging import Shared, intern, pack, unpack
 from mocks.core.validation import parse
 from mocks.crm import schemas as s
 from sim.calendar import Calendar
 from sim.demand import DemandOrder
 from sim.masterdata import Address, Customer, salesforce_id
 from sim.rng import derive_seed
+
+if TYPE_CHECKING:
+    from mocks.coldmap import ColdMap, ColdStore
 
 _API = "/services/data/v60.0/sobjects"
 # The fields of an order update that ``order.updated`` tracks (Status and the reason have their own)
@@ -86,6 +92,15 @@ class CrmOrder:
     history: list[Any] = field(default_factory=list)
 
 
+_ORDER_FIELDS = attrgetter(*(f.name for f in fields(CrmOrder)))
+_NAMES = [f.name for f in fields(CrmOrder)]
+# Fields holding objects shared beyond the order: written as a key or a number (``use_cold``).
+_CUSTOMER_AT, _SHIPPING_AT, _SHIP_TO_NAME_AT = (_NAMES.index(n) for n in ("customer", "shipping", "ship_to_name"))
+_ITEMS_AT, _FIELDS_AT, _HISTORY_AT = (_NAMES.index(n) for n in ("items", "fields", "history"))
+# What the ledger, webhooks and the integration keep after a read (``mocks.core.paging.intern``).
+_ORDER_INTERN = tuple(_NAMES.index(n) for n in ("id", "status"))
+
+
 class CrmCore(DomainCore):
     system: ClassVar[str] = "crm"
     routes: ClassVar[dict[str, Route]] = {
@@ -104,18 +119,54 @@ class CrmCore(DomainCore):
         first = self.md.customers[0].crm_account_id if self.md.customers else "0015g0"
         self._instance = first[3:5]  # the org's instance code, shared by every id it issues
         self._account_index = {c.crm_account_id: i for i, c in enumerate(self.md.customers)}
+        self._cold: ColdMap[str, CrmOrder] | None = None  # ``use_cold``
         self.reset()
 
     def reset(self) -> None:
         """Fresh business state (``/_twin/reset``): no orders; accounts come from master data."""
-        self.orders: dict[str, CrmOrder] = {}
+        self.orders: MutableMapping[str, CrmOrder] = {}
+        if self._cold is not None:
+            self._cold.clear()
+            self.orders = self._cold
         self._seq = itertools.count(1)
         # One stored copy of each distinct ship-to (address pairs, name): orders ship to the few
         # addresses of their account, and a dict and strings per order were most of their cost.
-        self._shared: dict[Any, Any] = {}
+        self._shared: Shared[Any] = Shared()
+        self._share = self._shared.share
 
-    def _share(self, value: Any) -> Any:
-        return self._shared.setdefault(value, value)
+    def use_cold(self, store: ColdStore) -> None:
+        """Virtual runs: orders not touched for a spill interval page out to ``store``, their
+        date strings, items, fields and status history with them. An order's customer is the
+        master data's model (written as its account id) and its ship-to the core's one copy
+        (written as a number): both come back as the same objects."""
+        by_account = self.md.by_account_id
+        # Through ``self`` at each call: ``reset`` starts a new table.
+
+        def number(value: Any) -> int:
+            return self._shared.number(value)
+
+        def dump(o: CrmOrder) -> bytes:
+            values = list(_ORDER_FIELDS(o))
+            values[_CUSTOMER_AT] = o.customer.crm_account_id
+            values[_SHIPPING_AT] = -1 if o.shipping is None else number(o.shipping)  # None is not shared
+            values[_SHIP_TO_NAME_AT] = number(o.ship_to_name)
+            values[_ITEMS_AT] = values[_FIELDS_AT] = values[_HISTORY_AT] = None  # parts of their own
+            intern(values, _ORDER_INTERN)
+            return pack(values, o.items, list(itertools.chain.from_iterable(o.fields.items())), o.history)
+
+        def load(blob: bytes) -> CrmOrder:
+            values, items, flat_fields, history = unpack(blob)
+            values[_ITEMS_AT], values[_HISTORY_AT] = items, history
+            values[_FIELDS_AT] = dict(zip(flat_fields[::2], flat_fields[1::2], strict=True))
+            values[_CUSTOMER_AT] = by_account[values[_CUSTOMER_AT]]
+            objects = self._shared.objects
+            values[_SHIPPING_AT] = None if values[_SHIPPING_AT] < 0 else objects[values[_SHIPPING_AT]]
+            values[_SHIP_TO_NAME_AT] = objects[values[_SHIP_TO_NAME_AT]]
+            return CrmOrder(*values)
+
+        self._cold = store.map("crm_orders", dump, load)
+        self._cold.update(self.orders)
+        self.orders = self._cold
 
     # ------------------------------------------------------------------------------- accounts
 

@@ -17,15 +17,21 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections import deque
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from collections.abc import MutableMapping
+from dataclasses import dataclass, fields
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mocks.core.base import DomainCore, Request, Response, Route, error
+from mocks.core.paging import RefIndex, intern, pack, unpack
 from mocks.core.validation import parse
 from mocks.erp import schemas as s
 from sim.masterdata import Address, Customer, MasterData
 from sim.scenario import Scenario
 from sim.world.supplier import Replenishment, expected_daily_demand, initial_stock
+
+if TYPE_CHECKING:
+    from mocks.coldmap import ColdMap, ColdStore
 
 DEFAULT_CLIENT_SECRET = "twin-secret"  # any client_id is accepted with this secret
 SCOPES = ("orders", "pricing", "credit")
@@ -70,6 +76,29 @@ class SalesOrder:
     currency: str
     gi_doc: str | None = None
     invoice_no: str | None = None
+
+
+# A sales order written out (``ErpCore.use_cold``): its field values, then its lines' one after another.
+_SO_FIELDS = attrgetter(*(f.name for f in fields(SalesOrder)))
+_LINE_FIELDS = attrgetter(*(f.name for f in fields(SoLine)))
+_PER_LINE = len(fields(SoLine))
+_SO_NAMES = [f.name for f in fields(SalesOrder)]
+_LINES_AT = _SO_NAMES.index("lines")
+# What the ledger, webhooks and the integration keep after a read (``mocks.core.paging.intern``).
+_SO_INTERN = tuple(_SO_NAMES.index(n) for n in ("order_no", "ext_ref", "status"))
+
+
+def _dump_order(o: SalesOrder) -> bytes:
+    values = list(_SO_FIELDS(o))
+    values[_LINES_AT] = None  # the lines are the second part, field after field
+    intern(values, _SO_INTERN)
+    return pack(values, list(itertools.chain.from_iterable(map(_LINE_FIELDS, o.lines))))
+
+
+def _load_order(blob: bytes) -> SalesOrder:
+    values, flat = unpack(blob)
+    values[_LINES_AT] = [SoLine(*flat[i : i + _PER_LINE]) for i in range(0, len(flat), _PER_LINE)]
+    return SalesOrder(*values)
 
 
 def _address(a: Address) -> dict[str, str]:
@@ -139,17 +168,30 @@ class ErpCore(DomainCore):
         self.plants = {w.code for w in self.md.warehouses} | {self.plant}
         self.daily_demand = expected_daily_demand(self.md, self.scenario)
         self.supplier: Replenishment | None = None  # set by sim.world.supplier.start_supplier
+        self._cold: ColdMap[str, SalesOrder] | None = None  # ``use_cold``
         self._init_state()
+
+    def use_cold(self, store: ColdStore) -> None:
+        """Virtual runs: sales orders not touched for a spill interval page out to ``store``.
+        Nothing outside ``orders`` holds a sales order or a line of one (the backorder queues
+        name them), so each is written out whole and read back as a new, equal object."""
+        self._cold = store.map("erp_orders", _dump_order, _load_order)
+        self._cold.update(self.orders)
+        self.orders = self._cold
 
     def _init_state(self) -> None:
         self.on_hand: dict[str, int] = initial_stock(self.md, self.scenario, self.daily_demand)
         self.reserved: dict[str, int] = {}
         self.backorder_qty: dict[str, int] = {}
-        self._backorders: dict[str, deque[tuple[SalesOrder, SoLine]]] = {}
+        # Per SKU, FIFO: (order number, index of the line) -- names, not objects, so a backordered
+        # order waiting days for stock can page out like any other (``use_cold``).
+        self._backorders: dict[str, deque[tuple[str, int]]] = {}
         self._changed: set[str] = set(self.on_hand)
-        self.orders: dict[str, SalesOrder] = {}
-        # A tuple per ExtRef, not a list: almost every one names a single order.
-        self._by_ext_ref: dict[str, tuple[str, ...]] = {}
+        self.orders: MutableMapping[str, SalesOrder] = {}
+        if self._cold is not None:
+            self._cold.clear()
+            self.orders = self._cold
+        self._by_ext_ref = RefIndex()
         # Exposure = receivables open at start (assumed to stay level: payments offset new invoices)
         # + value of orders accepted and not yet invoiced.
         self.exposure: dict[str, float] = {c.customer_no: c.open_balance for c in self.md.customers}
@@ -318,8 +360,11 @@ class ErpCore(DomainCore):
 
     def _allocate(self, sku: str) -> None:
         q = self._backorders.get(sku)
+        orders = self.orders
         while q:
-            order, line = q[0]
+            no, at = q[0]
+            order = orders[no]
+            line = order.lines[at]
             if order.status != "BACKORDERED" or line.backordered == 0:
                 q.popleft()
                 continue
@@ -395,7 +440,7 @@ class ErpCore(DomainCore):
         status = "CREDIT_HOLD" if on_hold else ("BACKORDERED" if any(ln.backordered for ln in lines) else "OPEN")
         order.status = status
         self.orders[order.order_no] = order
-        self._by_ext_ref[order.ext_ref] = (*self._by_ext_ref.get(order.ext_ref, ()), order.order_no)
+        self._by_ext_ref.add(order.ext_ref, order.order_no)
 
         self.record(
             req,
@@ -439,7 +484,7 @@ class ErpCore(DomainCore):
             self.reserved[ln.sku] = self.reserved.get(ln.sku, 0) + take
         if ln.backordered:
             self.backorder_qty[ln.sku] = self.backorder_qty.get(ln.sku, 0) + ln.backordered
-            self._backorders.setdefault(ln.sku, deque()).append((order, ln))
+            self._backorders.setdefault(ln.sku, deque()).append((order.order_no, ln.line_no - 1))  # line_no: 1, 2, ...
         self._changed.add(ln.sku)
 
     def _order_public(self, o: SalesOrder) -> dict[str, Any]:
@@ -488,7 +533,7 @@ class ErpCore(DomainCore):
         ref = req.params.get("ExtRef", "")
         if not ref:
             return error(422, "validation_error", "ExtRef: required", "ExtRef")
-        found = [self._order_public(self.orders[n]) for n in self._by_ext_ref.get(ref, ())]
+        found = [self._order_public(self.orders[n]) for n in self._by_ext_ref.get(ref)]
         return Response(200, {"SalesOrders": found})
 
     def _wrong_state(self, o: SalesOrder, action: str, allowed: tuple[str, ...]) -> Response:

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import MutableMapping
+from dataclasses import dataclass, fields
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any
 
 from mocks.core.base import DomainCore, Request, Response, Route, error
+from mocks.core.paging import RefIndex, Shared, intern, pack, unpack
 from mocks.core.validation import parse
 from mocks.wms.schemas import FulfillmentCreate, ShipConfirm, ShipToCreate
 from sim.calendar import Calendar
 from sim.world.warehouse import DayClock, Job, Warehouse
+
+if TYPE_CHECKING:
+    from mocks.coldmap import ColdStore
 
 _FO = "/v1/fulfillment-orders"
 MAX_CARTON_KG = 30.0  # well under the parcel carrier's 150 lb per package
@@ -56,6 +62,13 @@ class Fulfilment:
     tracking_number: str | None = None
 
 
+_FO_FIELDS = attrgetter(*(f.name for f in fields(Fulfilment)))
+_FO_NAMES = [f.name for f in fields(Fulfilment)]
+_SHIP_TO_AT, _LINES_AT = _FO_NAMES.index("ship_to"), _FO_NAMES.index("lines")
+# What the ledger, webhooks and the integration keep after a read (``mocks.core.paging.intern``).
+_FO_INTERN = tuple(_FO_NAMES.index(n) for n in ("client_reference", "status"))
+
+
 class WmsCore(DomainCore):
     system = "wms"
     routes = {
@@ -76,17 +89,37 @@ class WmsCore(DomainCore):
             clock=self.clock,
             observer=self._on_milestone,
         )
-        self.fulfilments: dict[str, Fulfilment] = {}
-        # A tuple per client reference, not a list: almost every one names a single fulfilment.
-        self._by_ref: dict[str, tuple[str, ...]] = {}
+        self.fulfilments: MutableMapping[str, Fulfilment] = {}
+        self._by_ref = RefIndex()
         self._ids = itertools.count(1)
         self._warehouses = {w.code for w in self.md.warehouses} or {"WH01"}
         # One stored copy of each distinct ship-to address: fulfilments go to the few addresses
         # of each customer, and a dict per fulfilment was most of what its address cost.
-        self._shared: dict[tuple[str | None, ...], tuple[str | None, ...]] = {}
+        self._shared: Shared[tuple[str | None, ...]] = Shared()
+        self._share = self._shared.share
 
-    def _share(self, values: tuple[str | None, ...]) -> tuple[str | None, ...]:
-        return self._shared.setdefault(values, values)
+    def use_cold(self, store: ColdStore) -> None:
+        """Virtual runs: fulfilments not touched for a spill interval page out to ``store``. The
+        warehouse floor names a fulfilment by id (``Job.id``) and holds no reference to it; its
+        ship-to is written as the number of the core's one copy, so it comes back shared."""
+        number, shared = self._shared.number, self._shared.objects
+
+        def dump(fo: Fulfilment) -> bytes:
+            values = list(_FO_FIELDS(fo))
+            values[_SHIP_TO_AT] = number(fo.ship_to)
+            values[_LINES_AT] = None  # the lines are the second part: sku, eaches, sku, ...
+            intern(values, _FO_INTERN)
+            return pack(values, list(itertools.chain.from_iterable(fo.lines)))
+
+        def load(blob: bytes) -> Fulfilment:
+            values, flat = unpack(blob)
+            values[_SHIP_TO_AT] = shared[values[_SHIP_TO_AT]]
+            values[_LINES_AT] = list(zip(flat[::2], flat[1::2], strict=True))
+            return Fulfilment(*values)
+
+        cold = store.map("wms_fulfilments", dump, load)
+        cold.update(self.fulfilments)
+        self.fulfilments = cold
 
     # -- operations ----------------------------------------------------------------------------
     def op_create_fulfillment(self, req: Request) -> Response:
@@ -124,7 +157,7 @@ class WmsCore(DomainCore):
             created=self.env.now,
         )
         self.fulfilments[fid] = fo
-        self._by_ref[fo.client_reference] = (*self._by_ref.get(fo.client_reference, ()), fid)
+        self._by_ref.add(fo.client_reference, fid)
         self.record(
             req,
             "fulfilment.created",
@@ -134,7 +167,7 @@ class WmsCore(DomainCore):
             erp_order=fo.erp_order,
             lines=[[s, q] for s, q in lines],
         )
-        self.warehouse.submit(fid, fo)
+        self.warehouse.submit(fid)  # by id: see ``_on_milestone``
         return Response(201, {"fulfillment_id": fid, "status": fo.status, "client_reference": fo.client_reference})
 
     def op_get_fulfillment(self, req: Request) -> Response:
@@ -145,7 +178,7 @@ class WmsCore(DomainCore):
         ref = (req.params.get("client_reference") or "").strip()
         if not ref:
             return error(422, "validation_error", "client_reference: required but missing", "client_reference")
-        items = [self.public(self.fulfilments[f]) for f in self._by_ref.get(ref, ())]
+        items = [self.public(self.fulfilments[f]) for f in self._by_ref.get(ref)]
         return Response(200, {"items": items, "total": len(items)})
 
     def op_ship_confirm(self, req: Request) -> Response:
@@ -207,7 +240,9 @@ class WmsCore(DomainCore):
 
     # -- world callbacks -----------------------------------------------------------------------
     def _on_milestone(self, job: Job, milestone: str) -> None:
-        fo: Fulfilment = job.data
+        # Looked up, not carried on the job: a fulfilment queued for days behind a surge holds no
+        # reference from the floor and can page out meanwhile (``use_cold``).
+        fo = self.fulfilments[job.id]
         now = self.env.now
         fo.status = milestone
         extra: dict[str, Any]
