@@ -136,3 +136,49 @@ def test_reading_after_close_is_a_clear_error() -> None:
     store.close()
     with pytest.raises(RuntimeError, match="closed"):
         m["a"]
+
+
+def test_shared_fields_come_back_as_the_same_object() -> None:
+    with ColdStore() as store:
+        table: dict[tuple[str, ...], dict[str, str]] = {}
+        store.share("addresses", table, lambda d: tuple(d.values()), dict)
+        m = store.map("states", store.dumps_refs, store.loads_refs, store.alone)
+        home = table.setdefault(("Main St", "Springfield"), {"line1": "Main St", "city": "Springfield"})
+        elsewhere = {"line1": "Main St", "city": "Springfield"}  # equal, but not the table's object
+        m["a"] = {"id": "a", "ship_to": home, "lines": [["SKU-1", 2]], "t": 1.5}
+        m["b"] = {"id": "b", "ship_to": home, "n": None}
+        m["c"] = {"id": "c", "ship_to": elsewhere, "done": True}
+        m["d"] = ["not", "a", "dict"]
+        del elsewhere
+        store.spill(), store.spill()
+        assert m.hot() == 0
+        a, b, c = m["a"], m["b"], m["c"]
+        assert a["ship_to"] is home and b["ship_to"] is home  # shared again, not copies
+        assert list(a) == ["id", "ship_to", "lines", "t"] and a["lines"] == [["SKU-1", 2]] and a["t"] == 1.5
+        assert c["ship_to"] == home and c["ship_to"] is not home  # never shared: a value like any
+        assert m["d"] == ["not", "a", "dict"]
+
+
+def test_alone_refuses_values_whose_inner_objects_are_held_elsewhere() -> None:
+    with ColdStore() as store:
+        table: dict[tuple[str, ...], dict[str, str]] = {}
+        store.share("addresses", table, lambda d: tuple(d.values()), dict)
+        m = store.map("states", store.dumps_refs, store.loads_refs, store.alone)
+        home = table.setdefault(("x",), {"k": "x"})
+        lines = [["SKU-1", 2]]
+        pair = ["SKU-2", 3]
+        shared_tuple = (["mutable"],)
+        m["shares_a_list"] = {"lines": lines}  # a workflow's copy of the state holds the list too
+        m["shares_a_pair"] = {"lines": [pair]}
+        m["tuple_held_outside"] = {"x": shared_tuple}
+        m["nested_table_object"] = {"deep": [home]}  # only top-level fields go by reference
+        m["odd_type"] = {"doc": Doc(1)}
+        m["free"] = {"lines": [["SKU-3", 4]], "ship_to": home, "t": (1, "a"), "s": {1, 2}}
+        store.spill(), store.spill()
+        assert {k for k, v in m._d.items() if v is COLD} == {"free"}
+        assert m.stats.kept == 5
+        assert m["free"]["ship_to"] is home
+        del lines, pair, shared_tuple
+        store.spill(), store.spill()
+        assert m._d["free"] is COLD and m.stats.loaded == 1
+        assert all(v is COLD for k, v in m._d.items() if k not in ("nested_table_object", "odd_type"))
