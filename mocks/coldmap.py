@@ -32,12 +32,13 @@ never inside a request), so a value a caller is working on is never paged out un
 
 from __future__ import annotations
 
+import itertools
 import pickle
 import shutil
 import sqlite3
 import sys
 import tempfile
-from collections.abc import Callable, Hashable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -87,7 +88,7 @@ def _refcount_alone(value: Any) -> bool:
 
 
 def _inner_refs_alone() -> int:
-    # What ``sys.getrefcount`` says, inside ``_contents_alone``'s loops, of an object only its
+    # What ``sys.getrefcount`` says, inside ``ColdStore.alone``'s loops, of an object only its
     # container holds (measured as ``_ALONE`` is, with the same loop shapes).
     counts = []
     for child in [[]]:
@@ -101,7 +102,9 @@ _INNER_ALONE = _inner_refs_alone()
 # Immutable and holding nothing: what they are shared with cannot change them.
 _ATOMS: frozenset[type] = frozenset({str, int, float, bool, type(None), bytes, complex})
 _MUTABLE: frozenset[type] = frozenset({dict, list, set, bytearray})
+_WALKED: frozenset[type] = frozenset({dict, list, set, tuple, frozenset})
 _REF = b"R"  # first byte of a ``dumps_refs`` blob with references (a pickle starts with 0x80)
+_REF_TAG = _REF[0]
 
 
 class ColdStats:
@@ -123,7 +126,19 @@ class ColdMap(MutableMapping[K, V], Generic[K, V]):
     Idle means: not read or written since the previous ``spill``. ``get``, ``[]``, ``in`` and
     ``len`` are O(1); iterating values or items reads every spilled one back (and keeps it)."""
 
-    __slots__ = ("_d", "_touched", "_hot", "_store", "_table", "_dumps", "_loads", "_can_spill", "stats", "__weakref__")
+    __slots__ = (
+        "_d",
+        "_touched",
+        "_earlier",
+        "_hot",
+        "_store",
+        "_table",
+        "_dumps",
+        "_loads",
+        "_can_spill",
+        "stats",
+        "__weakref__",
+    )
 
     def __init__(
         self,
@@ -132,9 +147,14 @@ class ColdMap(MutableMapping[K, V], Generic[K, V]):
         dumps: Callable[[Any], bytes] = _dumps,
         loads: Callable[[bytes], Any] = pickle.loads,
         can_spill: Callable[[Any], bool] = _refcount_alone,
+        idle_spills: int = 1,
     ) -> None:
+        if idle_spills < 1:
+            raise ValueError("idle_spills must be at least 1")
         self._d: dict[K, Any] = {}
         self._touched: set[K] = set()
+        # What was touched in each of the previous ``idle_spills - 1`` intervals: not idle yet.
+        self._earlier: list[set[K]] = [set() for _ in range(idle_spills - 1)]
         # Keys whose value is in memory: what ``spill`` looks at. Walking every key instead made
         # each spill cost the whole history (a quarter's million orders, 200+ times a run).
         self._hot: set[K] = set()
@@ -187,6 +207,8 @@ class ColdMap(MutableMapping[K, V], Generic[K, V]):
     def __delitem__(self, key: K) -> None:
         del self._d[key]  # a row left in the file is unreachable: the key is gone
         self._touched.discard(key)
+        for earlier in self._earlier:
+            earlier.discard(key)
         self._hot.discard(key)
 
     def hot(self) -> int:
@@ -195,14 +217,20 @@ class ColdMap(MutableMapping[K, V], Generic[K, V]):
 
     # -- paging out
     def spill(self) -> int:
-        """Write every value not touched since the previous call to the store and drop it from
-        memory; returns how many. Values something else still references stay."""
+        """Write every value not touched during the last ``idle_spills`` intervals (since the
+        previous call, by default) to the store and drop it from memory; returns how many.
+        Values something else still references stay."""
         touched, self._touched = self._touched, set()
+        idle = self._hot - touched
+        if self._earlier:
+            for earlier in self._earlier:
+                idle -= earlier
+            self._earlier = [*self._earlier[1:], touched]
         d, can_spill, dumps = self._d, self._can_spill, self._dumps
         rows: list[tuple[K, bytes]] = []
         value = None
         # In the hot set's (hash) order: only the file's row order depends on it.
-        for key in self._hot - touched:
+        for key in idle:
             value = d[key]
             if not can_spill(value):
                 self.stats.kept += 1
@@ -247,59 +275,62 @@ class ColdStore:
         self.maps: list[ColdMap[Any, Any]] = []
         self._read_sql: dict[str, str] = {}
         self._write_sql: dict[str, str] = {}
-        # Intern tables (``share``): name -> (table, key function), and the types they hold.
-        self._shared: dict[str, tuple[Mapping[Hashable, Any], Callable[[Any], Hashable], type]] = {}
-        self._shared_types: set[type] = set()
+        # Objects values share on purpose (``share``), by identity: ``_ids[id(obj)]`` is obj's
+        # place in ``_objs``, which keeps every one of them alive (so no id is reused).
+        self._tables: list[list[Any]] = []  # [table, how many of its values are in _objs]
+        self._objs: list[Any] = []
+        self._ids: dict[int, int] = {}
 
     # -- objects values share on purpose
-    def share(self, name: str, table: Mapping[Hashable, Any], key: Callable[[Any], Hashable], kind: type) -> None:
-        """Register an intern table: ``table[key(obj)] is obj`` for every ``obj`` in it (all of
-        type ``kind``), entries are never removed or replaced, and whoever holds one of them
-        replaces it rather than editing it. ``dumps_refs`` then stores a field of a dict value that
-        is one of them as ``(name, key)`` and ``loads_refs`` puts the table's object back, so the
-        values sharing it still share it after a page-out (one copy in memory, and identity kept).
-        The table may grow while the store is in use; it is read at each dump and load."""
-        self._shared[name] = (table, key, kind)
-        self._shared_types.add(kind)
+    def share(self, table: Mapping[Any, Any]) -> None:
+        """Register an intern table: its values are objects many values of the maps hold on
+        purpose (one address dict for every order shipping there). ``dumps_refs`` stores a field
+        of a dict value that is one of them (the very object) as a reference, and ``loads_refs``
+        puts that object back: the values still share it after a page-out, one copy in memory,
+        identity kept. The table may grow while the store is in use (new values are picked up at
+        the next dump); whatever it once held stays resolvable for the store's life."""
+        self._tables.append([table, 0])
+        self._sync()
 
-    def _ref(self, obj: Any) -> tuple[str, Hashable] | None:
-        """``(name, key)`` if ``obj`` is (the very object) an entry of an intern table."""
-        t = type(obj)
-        for name, (table, key, kind) in self._shared.items():
-            if t is kind:
-                try:
-                    k = key(obj)
-                    if table.get(k) is obj:
-                        return name, k
-                except TypeError:  # unhashable key: not one of the table's objects
-                    pass
-        return None
+    def _sync(self) -> None:
+        for entry in self._tables:
+            table, seen = entry
+            if len(table) != seen:
+                for obj in itertools.islice(table.values(), seen, None):
+                    if id(obj) not in self._ids:
+                        self._ids[id(obj)] = len(self._objs)
+                        self._objs.append(obj)
+                entry[1] = len(table)
 
     def dumps_refs(self, value: Any) -> bytes:
         """Pickle ``value``; fields of a dict value that are intern-table objects (``share``) are
         stored as references. Everything else, nested objects included, is pickled by value."""
-        if type(value) is dict and self._shared_types:
-            kinds = self._shared_types
-            refs = []
+        if type(value) is dict and self._tables:
+            self._sync()
+            ids = self._ids
+            refs = None
             for field, v in value.items():
-                if type(v) in kinds:
-                    ref = self._ref(v)
-                    if ref is not None:
-                        refs.append((field, *ref))
-            if refs:
+                if type(v) not in _ATOMS:
+                    pos = ids.get(id(v))
+                    if pos is not None:
+                        if refs is None:
+                            refs = []
+                        refs.append((field, pos))
+            if refs is not None:
                 copy = dict(value)
-                for field, _, _ in refs:
+                for field, _ in refs:
                     copy[field] = None  # the same key in the same place: the dict's order is kept
                 return _REF + pickle.dumps((tuple(refs), copy), _PROTOCOL)
         return pickle.dumps(value, _PROTOCOL)
 
     def loads_refs(self, blob: bytes) -> Any:
         """The inverse of ``dumps_refs``."""
-        if blob[:1] != _REF:
+        if blob[0] != _REF_TAG:
             return pickle.loads(blob)
         refs, value = pickle.loads(memoryview(blob)[1:])
-        for field, name, k in refs:
-            value[field] = self._shared[name][0][k]
+        objs = self._objs
+        for field, pos in refs:
+            value[field] = objs[pos]
         return value
 
     def alone(self, value: Any) -> bool:
@@ -312,35 +343,42 @@ class ColdStore:
         t = type(value)
         if t in _ATOMS:
             return True
-        if t is not dict and t is not list and t is not tuple and t is not set and t is not frozenset:
+        if t not in _WALKED:
             return False
-        return self._contents_alone(value, False, t is dict)
-
-    def _contents_alone(self, container: Any, held_outside: bool, fields: bool) -> bool:
-        # ``held_outside``: ``container`` (a tuple) is referenced from elsewhere too, so anything
-        # mutable inside it is shared however few references it has itself. ``fields``: the
-        # container is the value itself, a dict, whose intern-table fields ``dumps_refs`` keeps
-        # as references (deeper down they would be copied: they count as shared there).
-        shared = self._shared_types if fields else ()
-        for child in container.values() if type(container) is dict else container:
-            t = type(child)
-            if t in _ATOMS:
-                continue
-            if t in shared and self._ref(child) is not None:
-                continue
-            if t in _MUTABLE:
-                if held_outside or sys.getrefcount(child) > _INNER_ALONE:
+        # A loop over a to-do list, not recursion: a Python call per inner list (an order's
+        # lines) was most of the cost. Each child's count is taken while only its container and
+        # the loop hold it, before it goes on the list.
+        todo: list[tuple[Any, bool]] = []
+        # Only a dict value's own fields go by reference (``dumps_refs``); deeper down an
+        # intern-table object would be copied, so there it counts as shared like any other.
+        if self._tables:
+            self._sync()
+        ids: Any = self._ids if t is dict else ()
+        container: Any = value
+        # ``outside``: ``container`` (a tuple) is referenced from elsewhere too, so anything
+        # mutable inside it is shared however few references it has itself.
+        outside = False
+        while True:
+            for child in container.values() if type(container) is dict else container:
+                ct = type(child)
+                if ct in _ATOMS:
+                    continue
+                if id(child) in ids:
+                    continue
+                n = sys.getrefcount(child)
+                if ct in _MUTABLE:
+                    if outside or n > _INNER_ALONE:
+                        return False
+                    if ct is not bytearray:
+                        todo.append((child, False))
+                elif ct is tuple or ct is frozenset:
+                    todo.append((child, outside or n > _INNER_ALONE))
+                else:
                     return False
-                if t is not bytearray and not self._contents_alone(child, False, False):
-                    return False
-            elif t is tuple or t is frozenset:
-                # Counted before the call: as an argument being pushed it would count once more.
-                outside = held_outside or sys.getrefcount(child) > _INNER_ALONE
-                if not self._contents_alone(child, outside, False):
-                    return False
-            else:
-                return False
-        return True
+            if not todo:
+                return True
+            container, outside = todo.pop()
+            ids = ()
 
     def map(
         self,
@@ -348,8 +386,11 @@ class ColdStore:
         dumps: Callable[[Any], bytes] = _dumps,
         loads: Callable[[bytes], Any] = pickle.loads,
         can_spill: Callable[[Any], bool] = _refcount_alone,
+        idle_spills: int = 1,
     ) -> ColdMap[Any, Any]:
-        """A new ``ColdMap`` spilling to its own table ``name`` (letters, digits, ``_``)."""
+        """A new ``ColdMap`` spilling to its own table ``name`` (letters, digits, ``_``). A value
+        pages out once it went untouched through ``idle_spills`` intervals between ``spill``
+        calls: more keeps values that are used again soon in memory (no write, no read back)."""
         if not name.replace("_", "").isalnum() or name in self._read_sql:
             raise ValueError(f"cold map name {name!r}: must be unique and made of letters, digits and _")
         db = self._conn()
@@ -357,7 +398,7 @@ class ColdStore:
         db.execute(f"CREATE TABLE {name} (k PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID")
         self._read_sql[name] = f"SELECT v FROM {name} WHERE k = ?"
         self._write_sql[name] = f"INSERT OR REPLACE INTO {name} (k, v) VALUES (?, ?)"
-        m: ColdMap[Any, Any] = ColdMap(self, name, dumps, loads, can_spill)
+        m: ColdMap[Any, Any] = ColdMap(self, name, dumps, loads, can_spill, idle_spills)
         self.maps.append(m)
         return m
 

@@ -78,7 +78,7 @@ class WorkflowContext:
         """Virtual runs (``sim.virtual``): nothing here grows with the orders (products, accounts
         and addresses are master data), but order states hold the ``addresses`` dicts: register
         them as shared, so a paged-out state comes back holding the very same dict."""
-        store.share("ship_to", self.addresses, address_key, dict)
+        store.share(self.addresses)
 
 
 # --------------------------------------------------------------------------------------- small steps

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 import sim.virtual as virtual
+from reference_integration.store import STATE_IDLE_SPILLS
 from sim.kpis import strip_wall
 from sim.scenario import load_scenario
 from sim.virtual import RunResult, run_virtual
@@ -75,9 +76,9 @@ def test_outage_run_dead_letters_and_still_matches() -> None:
 
 @pytest.fixture
 def spill_every_ten_minutes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """Page out everything idle (twice: what was touched in the interval too) every ten simulated
-    minutes instead of every horizon/200. The same timer runs in the warm run, so both schedule
-    the same SimPy events."""
+    """Page out everything idle every ten simulated minutes instead of every horizon/200, what was
+    touched in those ten minutes too (as many spills in a row as a state needs to count as idle,
+    plus one). The same timer runs in the warm run, so both schedule the same SimPy events."""
     spills: list[int] = []
     schedule = virtual._schedule_sweeps
 
@@ -88,7 +89,7 @@ def spill_every_ten_minutes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[in
             while True:
                 yield world.env.timeout(600.0)
                 if world.cold is not None:
-                    spills.append(world.cold.spill() + world.cold.spill())
+                    spills.append(sum(world.cold.spill() for _ in range(STATE_IDLE_SPILLS + 1)))
 
         world.env.process(spiller())
 
@@ -115,7 +116,8 @@ def test_a_reloaded_state_holds_the_contexts_address_dict() -> None:
     try:
         world.env.run(until=3 * 86400.0)
         assert world.cold is not None
-        world.cold.spill(), world.cold.spill()
+        for _ in range(STATE_IDLE_SPILLS + 1):
+            world.cold.spill()
         state = world.runtime.store.state
         keys = [k for k in state if k.startswith("order:")]
         assert keys and state.hot() < len(keys)  # type: ignore[attr-defined]

@@ -141,7 +141,7 @@ def test_reading_after_close_is_a_clear_error() -> None:
 def test_shared_fields_come_back_as_the_same_object() -> None:
     with ColdStore() as store:
         table: dict[tuple[str, ...], dict[str, str]] = {}
-        store.share("addresses", table, lambda d: tuple(d.values()), dict)
+        store.share(table)
         m = store.map("states", store.dumps_refs, store.loads_refs, store.alone)
         home = table.setdefault(("Main St", "Springfield"), {"line1": "Main St", "city": "Springfield"})
         elsewhere = {"line1": "Main St", "city": "Springfield"}  # equal, but not the table's object
@@ -162,7 +162,7 @@ def test_shared_fields_come_back_as_the_same_object() -> None:
 def test_alone_refuses_values_whose_inner_objects_are_held_elsewhere() -> None:
     with ColdStore() as store:
         table: dict[tuple[str, ...], dict[str, str]] = {}
-        store.share("addresses", table, lambda d: tuple(d.values()), dict)
+        store.share(table)
         m = store.map("states", store.dumps_refs, store.loads_refs, store.alone)
         home = table.setdefault(("x",), {"k": "x"})
         lines = [["SKU-1", 2]]
@@ -182,3 +182,19 @@ def test_alone_refuses_values_whose_inner_objects_are_held_elsewhere() -> None:
         store.spill(), store.spill()
         assert m._d["free"] is COLD and m.stats.loaded == 1
         assert all(v is COLD for k, v in m._d.items() if k not in ("nested_table_object", "odd_type"))
+
+
+def test_idle_spills_keeps_values_used_again_soon() -> None:
+    with ColdStore() as store:
+        m = store.map("m", idle_spills=2)
+        m["a"], m["b"] = Doc(1), Doc(2)
+        assert store.spill() == 0  # touched in this interval
+        assert store.spill() == 0  # and in the one before: not idle through two yet
+        m["a"]  # used again: its two idle intervals start over
+        assert store.spill() == 1 and m._d["b"] is COLD and m._d["a"] is not COLD
+        assert store.spill() == 0  # idle through one interval only
+        assert store.spill() == 1 and m._d["a"] is COLD
+        del m["a"]
+        assert list(m) == ["b"] and m.hot() == 0
+        with pytest.raises(ValueError, match="idle_spills"):
+            store.map("bad", idle_spills=0)
