@@ -198,3 +198,25 @@ def test_idle_spills_keeps_values_used_again_soon() -> None:
         assert list(m) == ["b"] and m.hot() == 0
         with pytest.raises(ValueError, match="idle_spills"):
             store.map("bad", idle_spills=0)
+
+
+def test_dicts_page_out_by_shape_and_share_their_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mocks.coldmap as coldmap
+
+    monkeypatch.setattr(coldmap, "MAX_SHAPES", 2)
+    with ColdStore() as store:
+        m = store.map("m", store.dumps_refs, store.loads_refs, store.alone)
+        m["a"] = {"id": "a", "status": "open", "t": 1.5}
+        m["b"] = {"id": "b", "status": "done", "t": -0.0}
+        m["c"] = {"status": "x", "id": "c"}  # the same keys in another order: another shape
+        m["d"] = {"z": 1}  # a third shape: over the limit, pickled whole
+        m["e"] = {1: "int keys", 2: None}  # not str keys: pickled whole
+        m["f"] = {}
+        store.spill(), store.spill()
+        assert m.hot() == 0
+        a, b, c = m["a"], m["b"], m["c"]
+        assert a == {"id": "a", "status": "open", "t": 1.5} and b == {"id": "b", "status": "done", "t": -0.0}
+        assert all(ka is kb for ka, kb in zip(a, b, strict=True))  # one key string per shape
+        assert list(c) == ["status", "id"] and c == {"status": "x", "id": "c"}
+        assert m["d"] == {"z": 1} and m["e"] == {1: "int keys", 2: None} and m["f"] == {}
+        assert len(store._shapes) == 2
