@@ -1,7 +1,7 @@
 """Virtual-mode throughput: how many simulated orders one wall second buys, against the ceiling.
 
     python benchmarks/bench_virtual.py [--orders 2000] [--scenario scenarios/quarter_end_surge.yaml]
-                                       [--profile resilient] [--no-linearity]
+                                       [--profile resilient] [--no-linearity] [--cold | --warm]
 
 End to end (build, simulate, drain, reconcile, KPIs, run folder with report) on the standard
 quarter-end scenario sized with ``--set demand.orders=N``. Beside it, in the same process, a bare
@@ -38,7 +38,7 @@ def _cpu() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-def measure(scenario: str, orders: int, profile: str, seed: int) -> dict[str, Any]:
+def measure(scenario: str, orders: int, profile: str, seed: int, cold: bool | None = None) -> dict[str, Any]:
     """One end-to-end virtual run (in this process); counts the SimPy events it scheduled."""
     from sim.scenario import load_scenario
     from sim.virtual import Progress, run_virtual
@@ -51,7 +51,7 @@ def measure(scenario: str, orders: int, profile: str, seed: int) -> dict[str, An
     sc = load_scenario(ROOT / scenario, [f"demand.orders={orders}"])
     with tempfile.TemporaryDirectory() as tmp:
         t0, c0 = time.perf_counter(), _cpu()
-        r = run_virtual(sc, profile=profile, seed=seed, out=tmp, progress=progress)
+        r = run_virtual(sc, profile=profile, seed=seed, out=tmp, progress=progress, cold=cold)
         wall, cpu = time.perf_counter() - t0, _cpu() - c0
     k = r.kpis
     return {
@@ -72,9 +72,11 @@ def measure(scenario: str, orders: int, profile: str, seed: int) -> dict[str, An
     }
 
 
-def child(scenario: str, orders: int, profile: str, seed: int) -> dict[str, Any]:
+def child(scenario: str, orders: int, profile: str, seed: int, cold: bool | None = None) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", "--orders", str(orders), "--scenario", scenario]
     cmd += ["--profile", profile, "--seed", str(seed)]
+    if cold is not None:
+        cmd.append("--cold" if cold else "--warm")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -110,13 +112,16 @@ def main() -> None:
     ap.add_argument("--profile", default="resilient", choices=("naive", "resilient"))
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--no-linearity", action="store_true", help="skip the 4N run")
+    paging = ap.add_mutually_exclusive_group()
+    paging.add_argument("--cold", dest="cold", action="store_const", const=True, help="page idle state out to disk")
+    paging.add_argument("--warm", dest="cold", action="store_const", const=False, help="keep all state in memory")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(measure(args.scenario, args.orders, args.profile, args.seed)))
+        print(json.dumps(measure(args.scenario, args.orders, args.profile, args.seed, args.cold)))
         return
 
-    m = child(args.scenario, args.orders, args.profile, args.seed)
+    m = child(args.scenario, args.orders, args.profile, args.seed, args.cold)
     rate, cpu_rate = m["orders"] / m["wall_s"], m["orders"] / m["cpu_s"]
     epo = m["events"] / max(m["orders"], 1)
     ceiling = bare_pipeline(m["orders"], epo, m["sim_s"])
@@ -135,7 +140,7 @@ def main() -> None:
     print(f"share reconcile + KPIs  {m['analyse_s'] / m['wall_s']:>12.1%}")
     print(f"share write run folder  {m['write_s'] / m['wall_s']:>12.1%}")
     if not args.no_linearity:
-        m4 = child(args.scenario, 4 * args.orders, args.profile, args.seed)
+        m4 = child(args.scenario, 4 * args.orders, args.profile, args.seed, args.cold)
         rate4 = m4["orders"] / m4["wall_s"]
         print(
             f"linearity (4N)          {rate4:>12,.0f} orders/s at {m4['orders']:,} orders "

@@ -20,18 +20,25 @@ idleness policy and lose insertion order. What must hold for spilling to be exac
   ``can_spill``;
 - values are picklable (or ``dumps`` / ``loads`` are given); keys are ``str`` or ``int``.
 
+Objects many values hold on purpose (one address dict for every order shipping there) are
+registered with ``ColdStore.share``; a map given ``store.dumps_refs`` / ``store.loads_refs``
+stores such a field of a dict value as a reference into the table, so it comes back as the very
+same object, and ``store.alone`` (a deeper ``can_spill``) refuses a value any of whose other
+mutable inner objects something outside holds.
+
 Spilling happens only when ``ColdStore.spill`` is called (the run loop does it between steps,
 never inside a request), so a value a caller is working on is never paged out under it.
 """
 
 from __future__ import annotations
 
+import itertools
 import pickle
 import shutil
 import sqlite3
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -51,6 +58,9 @@ class _Cold:
 COLD: Any = _Cold()
 _MISSING: Any = object()
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
+# SQLite's page cache is resident memory holding copies of what was just paged out: keep it small;
+# a miss is a read from the OS's file cache.
+CACHE_KIB = 2048
 
 
 def _dumps(value: Any) -> bytes:
@@ -80,6 +90,27 @@ def _refcount_alone(value: Any) -> bool:
     return sys.getrefcount(value) <= _ALONE  # the same depth as ``_refs`` from the probe
 
 
+def _inner_refs_alone() -> int:
+    # What ``sys.getrefcount`` says, inside ``ColdStore.alone``'s loops, of an object only its
+    # container holds (measured as ``_ALONE`` is, with the same loop shapes).
+    counts = []
+    for child in [[]]:
+        counts.append(sys.getrefcount(child))
+    for child in {0: []}.values():
+        counts.append(sys.getrefcount(child))
+    return max(counts)
+
+
+_INNER_ALONE = _inner_refs_alone()
+# Immutable and holding nothing: what they are shared with cannot change them.
+_ATOMS: frozenset[type] = frozenset({str, int, float, bool, type(None), bytes, complex})
+_MUTABLE: frozenset[type] = frozenset({dict, list, set, bytearray})
+_WALKED: frozenset[type] = frozenset({dict, list, set, tuple, frozenset})
+_SHAPE = b"S"  # first byte of a ``dumps_refs`` blob of a dict by shape (a pickle's is 0x80)
+_SHAPE_TAG = _SHAPE[0]
+MAX_SHAPES = 4096  # dict shapes a store remembers for ``dumps_refs`` (more are pickled whole)
+
+
 class ColdStats:
     __slots__ = ("spilled", "loaded", "kept", "bytes")
 
@@ -102,7 +133,8 @@ class ColdMap(MutableMapping[K, V], Generic[K, V]):
     __slots__ = (
         "_d",
         "_touched",
-        "_resident",
+        "_earlier",
+        "_hot",
         "_store",
         "_table",
         "_dumps",
@@ -119,14 +151,17 @@ class ColdMap(MutableMapping[K, V], Generic[K, V]):
         dumps: Callable[[Any], bytes] = _dumps,
         loads: Callable[[bytes], Any] = pickle.loads,
         can_spill: Callable[[Any], bool] = _refcount_alone,
+        idle_spills: int = 1,
     ) -> None:
+        if idle_spills < 1:
+            raise ValueError("idle_spills must be at least 1")
         self._d: dict[K, Any] = {}
         self._touched: set[K] = set()
-        # Keys whose values stayed in memory at the previous spill (touched then, or kept). A value
-        # gets into memory only by a write or a load, and both touch it, so what is in memory now
-        # is this set plus ``_touched``: ``spill`` looks at those, not at every key (a run spills
-        # a few hundred times and most of a big map is cold).
-        self._resident: set[K] = set()
+        # What was touched in each of the previous ``idle_spills - 1`` intervals: not idle yet.
+        self._earlier: list[set[K]] = [set() for _ in range(idle_spills - 1)]
+        # Keys whose value is in memory: what ``spill`` looks at. Walking every key instead made
+        # each spill cost the whole history (a quarter's million orders, 200+ times a run).
+        self._hot: set[K] = set()
         self._store = store
         self._table = table
         self._dumps = dumps
@@ -138,6 +173,7 @@ class ColdMap(MutableMapping[K, V], Generic[K, V]):
     def _load(self, key: K) -> Any:
         value = self._loads(self._store.read(self._table, key))
         self._d[key] = value  # replacing a value keeps the key's place in the dict's order
+        self._hot.add(key)
         self.stats.loaded += 1
         return value
 
@@ -170,51 +206,59 @@ class ColdMap(MutableMapping[K, V], Generic[K, V]):
     def __setitem__(self, key: K, value: V) -> None:
         self._d[key] = value
         self._touched.add(key)
+        self._hot.add(key)
 
     def __delitem__(self, key: K) -> None:
         del self._d[key]  # a row left in the file is unreachable: the key is gone
         self._touched.discard(key)
-        self._resident.discard(key)
+        for earlier in self._earlier:
+            earlier.discard(key)
+        self._hot.discard(key)
 
     def clear(self) -> None:
-        """Remove every key (rows left in the file are unreachable), in O(1) per key."""
+        """Remove every key without reading anything back (the mixin's ``clear`` would load every
+        spilled value first); rows left in the file are unreachable."""
         self._d.clear()
         self._touched.clear()
-        self._resident.clear()
+        for earlier in self._earlier:
+            earlier.clear()
+        self._hot.clear()
 
     def hot(self) -> int:
         """Values in memory now."""
-        return sum(1 for v in self._d.values() if v is not COLD)
+        return len(self._hot)
 
     # -- paging out
     def spill(self) -> int:
-        """Write every value not touched since the previous call to the store and drop it from
-        memory; returns how many. Values something else still references stay."""
+        """Write every value not touched during the last ``idle_spills`` intervals (since the
+        previous call, by default) to the store and drop it from memory; returns how many.
+        Values something else still references stay."""
         touched, self._touched = self._touched, set()
-        candidates, self._resident = self._resident - touched, touched
+        idle = self._hot - touched
+        if self._earlier:
+            for earlier in self._earlier:
+                idle -= earlier
+            self._earlier = [*self._earlier[1:], touched]
         d, can_spill, dumps = self._d, self._can_spill, self._dumps
         rows: list[tuple[K, bytes]] = []
         value = None
-        for key in candidates:
-            value = d.get(key, COLD)  # a deleted key is gone from the candidates' map too
-            if value is COLD:
-                continue
+        # In the hot set's (hash) order: only the file's row order depends on it.
+        for key in idle:
+            value = d[key]
             if not can_spill(value):
                 self.stats.kept += 1
-                touched.add(key)  # still in memory: a candidate again next time
                 continue
             rows.append((key, dumps(value)))
         del value
         if rows:
             self._store.write(self._table, rows)
+            hot = self._hot
             for key, blob in rows:
                 d[key] = COLD
+                hot.discard(key)
                 self.stats.bytes += len(blob)
             self.stats.spilled += len(rows)
         return len(rows)
-
-
-CACHE_KIB = 2048  # SQLite page cache of a store
 
 
 class ColdStore:
@@ -229,15 +273,149 @@ class ColdStore:
         self.dir = Path(tempfile.mkdtemp(prefix="twin-cold-")) if directory is None else Path(directory)
         self.path = self.dir / "cold.sqlite"
         self._db: sqlite3.Connection | None = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        # A small page cache: SQLite's own cache is resident memory, the very thing the store is
-        # there to save (16 MiB was a fifth of what paging saved at 20,000 orders), while pages
-        # it does not keep are a read from the OS's file cache away.
-        pragmas = ("journal_mode=OFF", "synchronous=OFF", "temp_store=MEMORY", f"cache_size=-{CACHE_KIB}")
+        # EXCLUSIVE: the file is this process's alone; without it every read outside a
+        # transaction takes and drops the file lock and re-reads the header (~10 us of a ~13 us read).
+        pragmas = (
+            "locking_mode=EXCLUSIVE",
+            "journal_mode=OFF",
+            "synchronous=OFF",
+            "temp_store=MEMORY",
+            f"cache_size=-{CACHE_KIB}",
+        )
         for pragma in pragmas:
             self._db.execute("PRAGMA " + pragma)
+        self._cur = self._db.cursor()  # one for every read: a cursor per read costs ~1 us
         self.maps: list[ColdMap[Any, Any]] = []
         self._read_sql: dict[str, str] = {}
         self._write_sql: dict[str, str] = {}
+        # Objects values share on purpose (``share``), by identity: ``_ids[id(obj)]`` is obj's
+        # place in ``_objs``, which keeps every one of them alive (so no id is reused).
+        self._tables: list[list[Any]] = []  # [table, how many of its values are in _objs]
+        self._objs: list[Any] = []
+        self._ids: dict[int, int] = {}
+        # Dict shapes (``dumps_refs``): key tuples, and each one's place.
+        self._shapes: list[tuple[Any, ...]] = []
+        self._shape_ids: dict[tuple[Any, ...], int] = {}
+
+    # -- objects values share on purpose
+    def share(self, table: Mapping[Any, Any]) -> None:
+        """Register an intern table: its values are objects many values of the maps hold on
+        purpose (one address dict for every order shipping there). ``dumps_refs`` stores a field
+        of a dict value that is one of them (the very object) as a reference, and ``loads_refs``
+        puts that object back: the values still share it after a page-out, one copy in memory,
+        identity kept. The table may grow while the store is in use (new values are picked up at
+        the next dump); whatever it once held stays resolvable for the store's life."""
+        self._tables.append([table, 0])
+        self._sync()
+
+    def _sync(self) -> None:
+        for entry in self._tables:
+            table, seen = entry
+            if len(table) != seen:
+                for obj in itertools.islice(table.values(), seen, None):
+                    if id(obj) not in self._ids:
+                        self._ids[id(obj)] = len(self._objs)
+                        self._objs.append(obj)
+                entry[1] = len(table)
+
+    def dumps_refs(self, value: Any) -> bytes:
+        """Pickle ``value``. A dict value with ``str`` keys is stored as its shape (its keys, in
+        order, kept once per store) and its values; its fields that are intern-table objects
+        (``share``) as references. Everything else, nested objects included, goes by value.
+
+        Why shapes: the values of a map are mostly dicts of a few shapes (an order state), and a
+        dict pickled whole comes back with its own copy of every key string (~850 B of an
+        order state's ~1.2 KB); from its shape it shares them, and the blob is half as long."""
+        if type(value) is not dict:
+            return pickle.dumps(value, _PROTOCOL)
+        keys = tuple(value)
+        sid = self._shape_ids.get(keys)
+        if sid is None:
+            sid = self._new_shape(keys)
+            if sid is None:
+                return pickle.dumps(value, _PROTOCOL)
+        vals = list(value.values())
+        refs = None
+        if self._tables:
+            self._sync()
+            ids = self._ids
+            for i, v in enumerate(vals):
+                if type(v) not in _ATOMS:
+                    pos = ids.get(id(v))
+                    if pos is not None:
+                        vals[i] = None
+                        if refs is None:
+                            refs = []
+                        refs.append((i, pos))
+        return _SHAPE + pickle.dumps((sid, vals, refs and tuple(refs)), _PROTOCOL)
+
+    def _new_shape(self, keys: tuple[Any, ...]) -> int | None:
+        # Only str keys (whose identity nobody relies on) and a bounded number of shapes: a map
+        # of dicts keyed by data (ids) would otherwise grow a shape per value.
+        if len(self._shapes) >= MAX_SHAPES or not all(type(k) is str for k in keys):
+            return None
+        sid = self._shape_ids[keys] = len(self._shapes)
+        self._shapes.append(keys)
+        return sid
+
+    def loads_refs(self, blob: bytes) -> Any:
+        """The inverse of ``dumps_refs``."""
+        if blob[0] != _SHAPE_TAG:
+            return pickle.loads(blob)
+        sid, vals, refs = pickle.loads(memoryview(blob)[1:])
+        keys = self._shapes[sid]
+        if refs:
+            objs = self._objs
+            for i, pos in refs:
+                vals[i] = objs[pos]
+        return dict(zip(keys, vals, strict=True))
+
+    def alone(self, value: Any) -> bool:
+        """A ``can_spill`` for values made of dicts, lists, sets, tuples and atoms (str, numbers,
+        None, bytes): nothing but the map holds the value, nor any mutable object inside it,
+        intern-table objects (``share``) excepted. Paging such a value out and back in can change
+        nothing anyone sees. Any other type inside refuses the value: its sharing is not checked."""
+        if sys.getrefcount(value) > _ALONE:
+            return False
+        t = type(value)
+        if t in _ATOMS:
+            return True
+        if t not in _WALKED:
+            return False
+        # A loop over a to-do list, not recursion: a Python call per inner list (an order's
+        # lines) was most of the cost. Each child's count is taken while only its container and
+        # the loop hold it, before it goes on the list.
+        todo: list[tuple[Any, bool]] = []
+        # Only a dict value's own fields go by reference (``dumps_refs``); deeper down an
+        # intern-table object would be copied, so there it counts as shared like any other.
+        if self._tables:
+            self._sync()
+        ids: Any = self._ids if t is dict else ()
+        container: Any = value
+        # ``outside``: ``container`` (a tuple) is referenced from elsewhere too, so anything
+        # mutable inside it is shared however few references it has itself.
+        outside = False
+        while True:
+            for child in container.values() if type(container) is dict else container:
+                ct = type(child)
+                if ct in _ATOMS:
+                    continue
+                if id(child) in ids:
+                    continue
+                n = sys.getrefcount(child)
+                if ct in _MUTABLE:
+                    if outside or n > _INNER_ALONE:
+                        return False
+                    if ct is not bytearray:
+                        todo.append((child, False))
+                elif ct is tuple or ct is frozenset:
+                    todo.append((child, outside or n > _INNER_ALONE))
+                else:
+                    return False
+            if not todo:
+                return True
+            container, outside = todo.pop()
+            ids = ()
 
     def map(
         self,
@@ -245,8 +423,11 @@ class ColdStore:
         dumps: Callable[[Any], bytes] = _dumps,
         loads: Callable[[bytes], Any] = pickle.loads,
         can_spill: Callable[[Any], bool] = _refcount_alone,
+        idle_spills: int = 1,
     ) -> ColdMap[Any, Any]:
-        """A new ``ColdMap`` spilling to its own table ``name`` (letters, digits, ``_``)."""
+        """A new ``ColdMap`` spilling to its own table ``name`` (letters, digits, ``_``). A value
+        pages out once it went untouched through ``idle_spills`` intervals between ``spill``
+        calls: more keeps values that are used again soon in memory (no write, no read back)."""
         if not name.replace("_", "").isalnum() or name in self._read_sql:
             raise ValueError(f"cold map name {name!r}: must be unique and made of letters, digits and _")
         db = self._conn()
@@ -254,7 +435,7 @@ class ColdStore:
         db.execute(f"CREATE TABLE {name} (k PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID")
         self._read_sql[name] = f"SELECT v FROM {name} WHERE k = ?"
         self._write_sql[name] = f"INSERT OR REPLACE INTO {name} (k, v) VALUES (?, ?)"
-        m: ColdMap[Any, Any] = ColdMap(self, name, dumps, loads, can_spill)
+        m: ColdMap[Any, Any] = ColdMap(self, name, dumps, loads, can_spill, idle_spills)
         self.maps.append(m)
         return m
 
@@ -264,7 +445,9 @@ class ColdStore:
         return self._db
 
     def read(self, table: str, key: Any) -> bytes:
-        row = self._conn().execute(self._read_sql[table], (key,)).fetchone()
+        if self._db is None:
+            raise RuntimeError("the cold store is closed")
+        row = self._cur.execute(self._read_sql[table], (key,)).fetchone()
         if row is None:  # only a bug can get here: the marker says the row was written
             raise KeyError(f"cold map {table}: no spilled value for {key!r}")
         return bytes(row[0])

@@ -14,10 +14,13 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:  # the integration never imports the harness at run time
+    from mocks.coldmap import ColdStore
 
 Clock = Callable[[], float]
 Category = Literal["technical", "business"]
@@ -90,6 +93,12 @@ class Store(Protocol):
 
 # --------------------------------------------------------------------------------------- memory
 
+# An order state pages out after two idle spill intervals (``MemoryStore.use_cold``), not one: an
+# order's next webhook (ready to ship, the pickup scan) often comes within a day, and reading it
+# back from disk and writing it out again cost more CPU than the extra interval's states in memory
+# (quarter_end_1m at 8,000: a third fewer loads).
+STATE_IDLE_SPILLS = 2
+
 
 class StateWatcher(Protocol):
     def put(self, key: str, value: Any) -> None: ...
@@ -149,7 +158,7 @@ class MemoryStore:
         self.keep_inbox = keep_inbox
         self._seen = EventIds()
         self.inbox: dict[str, InboxEvent] = {}
-        self.state: dict[str, Any] = {}
+        self.state: MutableMapping[str, Any] = {}
         self.outbox: dict[int, OutboxEntry] = {}
         self.idem: dict[str, Any] = {}
         self.dlq: dict[int, DlqEntry] = {}
@@ -158,6 +167,28 @@ class MemoryStore:
 
     def _now(self, now: float | None) -> float:
         return self.clock() if now is None else now
+
+    def use_cold(self, store: ColdStore) -> None:
+        """Virtual runs (``sim.virtual``): page idle values of ``state`` out to ``store``.
+
+        ``state`` is what grows with the orders: one dict per order (``order:<crm id>``, written
+        on every step of its workflows, then read only by a late or duplicate webhook or the
+        audit sweep) and the sweep's hourly buckets of touched orders (``touched:<hour>``, idle
+        once the hour and its look-back have passed). Every write replaces a value (workflows
+        ``put`` a fresh dict), so nothing outside edits what the map holds; ``store.alone``
+        still refuses a value while an inner list of it is shared with a workflow in flight, and
+        an order's ``ship_to`` goes by reference into the context's address table
+        (``WorkflowContext.use_cold``). The sweep does not keep idle orders hot: its index
+        (``reconciliation.DueIndex``, in memory, packed) names the orders due, and it reads only
+        those, each of which it then audits (calls, and an ``audited`` write) anyway.
+        What stays: the event ids (a bitmap, not per order), the DLQ and the exception queue
+        (per failure, few; their entries are handed out and edited: ``dlq_take_for_replay``), and
+        the inbox / outbox / idempotency maps, which virtual runs leave empty."""
+        state = store.map(
+            "integration_state", store.dumps_refs, store.loads_refs, store.alone, idle_spills=STATE_IDLE_SPILLS
+        )
+        state.update(self.state)
+        self.state = state
 
     def accept_event(self, event: Any, now: float | None = None) -> bool:
         if not self.keep_inbox:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reference_integration import mappings as m
 from reference_integration.canonical import Address, OrderStatus, Product
@@ -34,6 +34,9 @@ from reference_integration.config import IntegrationConfig
 from reference_integration.effects import Call, Effect, Now, Publish, Result, StateAdd, StateGet, StatePut, Workflow
 from reference_integration.errors import CallFailed, from_response
 from reference_integration.mappings import MappingError
+
+if TYPE_CHECKING:  # the integration never imports the harness at run time
+    from mocks.coldmap import ColdStore
 
 Gen = Generator[Effect, Any, Any]
 
@@ -70,6 +73,12 @@ class WorkflowContext:
 
     def key(self, prefix: str, crm_id: str) -> str | None:
         return f"{prefix}:{crm_id}" if self.config.idempotency else None
+
+    def use_cold(self, store: ColdStore) -> None:
+        """Virtual runs (``sim.virtual``): nothing here grows with the orders (products, accounts
+        and addresses are master data), but order states hold the ``addresses`` dicts: register
+        them as shared, so a paged-out state comes back holding the very same dict."""
+        store.share(self.addresses)
 
 
 # --------------------------------------------------------------------------------------- small steps
@@ -198,7 +207,12 @@ def ship_to_state(ctx: WorkflowContext, addr: Address) -> dict[str, Any]:
     dict per order was the largest part of an order's state, and nothing edits a state's
     ``ship_to`` in place (workflows replace it; ``_address_from`` only reads it)."""
     d = addr.model_dump()
-    return ctx.addresses.setdefault(tuple(d.values()), d)
+    return ctx.addresses.setdefault(address_key(d), d)
+
+
+def address_key(ship_to: dict[str, Any]) -> tuple[Any, ...]:
+    """The key of a ``ship_to`` dict in ``WorkflowContext.addresses``."""
+    return tuple(ship_to.values())
 
 
 def _address_from(st: Mapping[str, Any]) -> Address | None:

@@ -145,6 +145,11 @@ class World:
     sweep_stats: Counter[str] = field(default_factory=Counter)
     # Where idle documents and workflow state page out to (``mocks.coldmap``); None: all in memory.
     cold: ColdStore | None = None
+    # Simulated seconds between spills (``_purge``) and when the next is due: one step of the run,
+    # in the hourly drain checks too (spilling hourly there paged out and read back the orders a
+    # quarter-end left open at every next event: a quarter more loads).
+    spill_every: float = 0.0
+    spill_at: float = 0.0
 
 
 def _use_cold(world: World) -> None:
@@ -277,7 +282,8 @@ def _purge(world: World) -> None:
         purge = getattr(getattr(gw, "store", None), "purge", None)
         if purge is not None:
             purge(world.env.now)
-    if world.cold is not None:
+    if world.cold is not None and world.env.now + 1e-6 >= world.spill_at:
+        world.spill_at = world.env.now + world.spill_every
         world.cold.spill()
 
 
@@ -427,6 +433,7 @@ def simulate(
             progress(Progress(phase, w.env.now, until, w.submitted, time.perf_counter() - t0))
 
     step = max(horizon / 200.0, 60.0)
+    world.spill_every = world.spill_at = step
     while env.now < horizon:
         env.run(until=min(horizon, env.now + step))
         _purge(world)

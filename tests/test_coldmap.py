@@ -181,3 +181,90 @@ def test_clear_forgets_keys_and_values() -> None:
         m[3] = Doc(30)
         store.spill(), store.spill()
         assert m[3] == Doc(30) and list(m) == [3]
+
+
+def test_shared_fields_come_back_as_the_same_object() -> None:
+    with ColdStore() as store:
+        table: dict[tuple[str, ...], dict[str, str]] = {}
+        store.share(table)
+        m = store.map("states", store.dumps_refs, store.loads_refs, store.alone)
+        home = table.setdefault(("Main St", "Springfield"), {"line1": "Main St", "city": "Springfield"})
+        elsewhere = {"line1": "Main St", "city": "Springfield"}  # equal, but not the table's object
+        m["a"] = {"id": "a", "ship_to": home, "lines": [["SKU-1", 2]], "t": 1.5}
+        m["b"] = {"id": "b", "ship_to": home, "n": None}
+        m["c"] = {"id": "c", "ship_to": elsewhere, "done": True}
+        m["d"] = ["not", "a", "dict"]
+        del elsewhere
+        store.spill(), store.spill()
+        assert m.hot() == 0
+        a, b, c = m["a"], m["b"], m["c"]
+        assert a["ship_to"] is home and b["ship_to"] is home  # shared again, not copies
+        assert list(a) == ["id", "ship_to", "lines", "t"] and a["lines"] == [["SKU-1", 2]] and a["t"] == 1.5
+        assert c["ship_to"] == home and c["ship_to"] is not home  # never shared: a value like any
+        assert m["d"] == ["not", "a", "dict"]
+
+
+def test_alone_refuses_values_whose_inner_objects_are_held_elsewhere() -> None:
+    with ColdStore() as store:
+        table: dict[tuple[str, ...], dict[str, str]] = {}
+        store.share(table)
+        m = store.map("states", store.dumps_refs, store.loads_refs, store.alone)
+        home = table.setdefault(("x",), {"k": "x"})
+        lines = [["SKU-1", 2]]
+        pair = ["SKU-2", 3]
+        shared_tuple = (["mutable"],)
+        m["shares_a_list"] = {"lines": lines}  # a workflow's copy of the state holds the list too
+        m["shares_a_pair"] = {"lines": [pair]}
+        m["tuple_held_outside"] = {"x": shared_tuple}
+        m["nested_table_object"] = {"deep": [home]}  # only top-level fields go by reference
+        m["odd_type"] = {"doc": Doc(1)}
+        m["free"] = {"lines": [["SKU-3", 4]], "ship_to": home, "t": (1, "a"), "s": {1, 2}}
+        store.spill(), store.spill()
+        assert {k for k, v in m._d.items() if v is COLD} == {"free"}
+        assert m.stats.kept == 5
+        assert m["free"]["ship_to"] is home
+        del lines, pair, shared_tuple
+        store.spill(), store.spill()
+        assert m._d["free"] is COLD and m.stats.loaded == 1
+        assert all(v is COLD for k, v in m._d.items() if k not in ("nested_table_object", "odd_type"))
+
+
+def test_idle_spills_keeps_values_used_again_soon() -> None:
+    with ColdStore() as store:
+        m = store.map("m", idle_spills=2)
+        m["a"], m["b"] = Doc(1), Doc(2)
+        assert store.spill() == 0  # touched in this interval
+        assert store.spill() == 0  # and in the one before: not idle through two yet
+        m["a"]  # used again: its two idle intervals start over
+        assert store.spill() == 1 and m._d["b"] is COLD and m._d["a"] is not COLD
+        assert store.spill() == 0  # idle through one interval only
+        assert store.spill() == 1 and m._d["a"] is COLD
+        del m["a"]
+        assert list(m) == ["b"] and m.hot() == 0
+        with pytest.raises(ValueError, match="idle_spills"):
+            store.map("bad", idle_spills=0)
+
+
+def test_dicts_page_out_by_shape_and_share_their_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mocks.coldmap as coldmap
+
+    monkeypatch.setattr(coldmap, "MAX_SHAPES", 2)
+    with ColdStore() as store:
+        m = store.map("m", store.dumps_refs, store.loads_refs, store.alone)
+        m["a"] = {"id": "a", "status": "open", "t": 1.5}
+        m["b"] = {"id": "b", "status": "done", "t": -0.0}
+        # A spill walks its values in hash order (random per process): page a and b out first so
+        # their shape is the one registered before the limit, whatever the order.
+        store.spill(), store.spill()
+        m["c"] = {"status": "x", "id": "c"}  # the same keys in another order: another shape
+        m["d"] = {"z": 1}  # a third shape: over the limit, pickled whole
+        m["e"] = {1: "int keys", 2: None}  # not str keys: pickled whole
+        m["f"] = {}
+        store.spill(), store.spill()
+        assert m.hot() == 0
+        a, b, c = m["a"], m["b"], m["c"]
+        assert a == {"id": "a", "status": "open", "t": 1.5} and b == {"id": "b", "status": "done", "t": -0.0}
+        assert all(ka is kb for ka, kb in zip(a, b, strict=True))  # one key string per shape
+        assert list(c) == ["status", "id"] and c == {"status": "x", "id": "c"}
+        assert m["d"] == {"z": 1} and m["e"] == {1: "int keys", 2: None} and m["f"] == {}
+        assert len(store._shapes) == 2
