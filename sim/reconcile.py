@@ -257,11 +257,11 @@ def _demand_of(entries: Table) -> _Demand | None:
             lines = [list(x) for x in (d.get("lines") or [])]
             if type(ref) is not str or ref in dem.index or not _TEXT.issuperset((type(key), type(customer_no))):
                 return None
-            if req is not None and type(req) is not float:
-                return None
+            if req is not None and type(req) is not float and not (type(req) is int and -(2**63) <= req < 2**63):
+                return None  # (an int64 column became float64 as these floats do)
             dem.index[ref] = len(dem.crm_id)
             dem.add(ref, key, customer_no, float(t), _norm_lines(lines))
-            requested.append(_NAN if req is None else req)
+            requested.append(_NAN if req is None else float(req))
     dem.requested_t = requested
     return dem
 
