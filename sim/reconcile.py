@@ -247,6 +247,7 @@ def _demand_of(entries: Table) -> _Demand | None:
     value of another type than a virtual run records): the caller then takes the frame."""
     dem = _Demand()
     requested = array("d")
+    customers: dict[str | None, str | None] = {}  # one str per customer, not per order
     for part in chunks(entries, ("system", "kind", "ref", "t", "data")):
         sub = part[(part["system"] == "crm") & (part["kind"] == "order.submitted")]
         for ref, t, data in zip(sub["ref"].tolist(), sub["t"].tolist(), sub["data"].tolist(), strict=True):
@@ -260,7 +261,7 @@ def _demand_of(entries: Table) -> _Demand | None:
             if req is not None and type(req) is not float and not (type(req) is int and -(2**63) <= req < 2**63):
                 return None  # (an int64 column became float64 as these floats do)
             dem.index[ref] = len(dem.crm_id)
-            dem.add(ref, key, customer_no, float(t), _norm_lines(lines))
+            dem.add(ref, key, customers.setdefault(customer_no, customer_no), float(t), _norm_lines(lines))
             requested.append(_NAN if req is None else float(req))
     dem.requested_t = requested
     return dem
