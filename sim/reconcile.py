@@ -10,7 +10,8 @@ Inputs (all DataFrames, so a notebook can rebuild them from a run folder):
 - ``entries``: one row per ledger entry, the columns of ``mocks.ledger.Entry`` (``data`` a dict or a
   JSON string, as stored in ``events.parquet``): a DataFrame, or a ``sim.tables.TableFile`` read a
   chunk at a time (a virtual run's events.parquet, never whole in memory);
-- ``demand``: the demand log, derived from the CRM ``order.submitted`` entries by ``demand_log``;
+- ``demand``: the demand log, derived from the CRM ``order.submitted`` entries by ``demand_log``
+  (not given, reconciliation reads those entries into its own columns: no frame of line lists);
 - ``exceptions``: ``crm_id, category (business|technical), reason`` (optional ``t``);
 - ``end``: simulated time at which the run stopped (after draining).
 
