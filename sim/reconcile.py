@@ -10,7 +10,8 @@ Inputs (all DataFrames, so a notebook can rebuild them from a run folder):
 - ``entries``: one row per ledger entry, the columns of ``mocks.ledger.Entry`` (``data`` a dict or a
   JSON string, as stored in ``events.parquet``): a DataFrame, or a ``sim.tables.TableFile`` read a
   chunk at a time (a virtual run's events.parquet, never whole in memory);
-- ``demand``: the demand log, derived from the CRM ``order.submitted`` entries by ``demand_log``;
+- ``demand``: the demand log, derived from the CRM ``order.submitted`` entries by ``demand_log``
+  (not given, reconciliation reads those entries into its own columns: no frame of line lists);
 - ``exceptions``: ``crm_id, category (business|technical), reason`` (optional ``t``);
 - ``end``: simulated time at which the run stopped (after draining).
 
@@ -38,10 +39,13 @@ the rest is.
 from __future__ import annotations
 
 import json
+import marshal
+from array import array
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 
@@ -83,11 +87,6 @@ _CREATES = {
     ("erp", "sales_order.created"): "erp_orders",
     ("wms", "fulfilment.created"): "wms_fulfilments",
     ("carrier", "shipment.created"): "carrier_shipments",
-}
-_MILESTONE_KINDS = {
-    ("erp", "sales_order.created"): "t_erp_accepted",
-    ("wms", "fulfilment.ready_to_ship"): "t_ready_to_ship",
-    ("carrier", "shipment.delivered"): "t_delivered",
 }
 
 
@@ -173,41 +172,6 @@ def exceptions_frame(rows: Iterable[dict[str, Any]] = ()) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------- core
 
 
-class _Acc:
-    """Everything the ledgers say about one CRM order."""
-
-    __slots__ = (
-        "counts",
-        "t",
-        "erp_lines",
-        "wms_lines",
-        "reserved",
-        "statuses",
-        "backordered_t",
-        "released_t",
-        "credit_hold_t",
-        "cancelled",
-        "picked_up",
-        "carrier_exception",
-        "last_t",
-    )
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-        self.t: dict[str, float] = {}
-        self.erp_lines: dict[str, float] | None = None
-        self.wms_lines: dict[str, float] | None = None
-        self.reserved: float | None = None
-        self.statuses: list[str] = []
-        self.backordered_t: float | None = None
-        self.released_t: float | None = None
-        self.credit_hold_t: float | None = None
-        self.cancelled = False
-        self.picked_up = False
-        self.carrier_exception = False
-        self.last_t: float | None = None
-
-
 def _reserved_ea(d: dict[str, Any], ordered: float) -> float | None:
     """EA reserved at order time, from whatever the ERP recorded on create."""
     if d.get("status") == "CREDIT_HOLD":
@@ -230,63 +194,217 @@ def _rows(df: Table, names: tuple[str, ...]) -> Iterator[tuple[Any, ...]]:
         yield from zip(*(part[c].tolist() for c in names), strict=True)
 
 
-def _scan(entries: Table, known: set[str], end: float) -> tuple[dict[str, _Acc], int]:
-    acc: dict[str, _Acc] = defaultdict(_Acc)
+# Per-order state as columns (issue #5). A quarter's reconciliation held a Counter, a dict of times,
+# line dicts and a status list per order (~2.5 KB) beside the demand log's line lists (~1.8 KB): at
+# a million orders ~4 GB. Here an order is a row number, what the ledgers say about it a scalar in a
+# column, and the demand's lines are compared as the ERP and WMS creates arrive.
+
+# Bits of ``_Orders.flags``: which optional facts an order has (None before), and its booleans.
+_T_ERP, _T_READY, _T_DELIVERED, _T_CLOSED = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+_BACKORDERED, _RELEASED, _CREDIT_HOLD, _LAST = 1 << 4, 1 << 5, 1 << 6, 1 << 7
+_RESERVED, _ERP_LINES, _WMS_LINES = 1 << 8, 1 << 9, 1 << 10
+_ERP_DIFFERS, _WMS_DIFFERS = 1 << 11, 1 << 12  # the first ERP / WMS lines are not the demand's
+_CANCELLED, _PICKED_UP, _CARRIER_EXCEPTION, _STATUS = 1 << 13, 1 << 14, 1 << 15, 1 << 16
+
+_NAN = float("nan")
+_TEXT = frozenset((str, type(None)))
+
+
+class _Demand:
+    """The demand as columns, a row per demand row (``demand_log``'s, in its order)."""
+
+    def __init__(self) -> None:
+        self.index: dict[Any, int] = {}  # crm_id -> the row holding that order's state
+        self.crm_id: list[Any] = []
+        self.key: list[Any] = []
+        self.customer_no: list[Any] = []
+        self.t_submitted = array("d")
+        self.requested_t: array[float] | list[Any] = array("d")
+        self.ordered = array("d")  # EA: the sum of the demand's lines
+        # The demand's lines ({sku: EA}) marshalled end to end and read back only where a create is
+        # compared with them: as dicts (or the log's lists) they were ~0.6-1.8 KB an order.
+        self.lines = bytearray()
+        self.ends = array("q")
+        # A caller's demand frame may give an order twice: then ``rows[j]`` is the row holding the
+        # order's state, and such orders keep their ERP and WMS lines for each row to compare.
+        self.rows: list[int] | None = None
+
+    def add(self, crm_id: Any, key: Any, customer_no: Any, t: float, want: dict[str, float]) -> None:
+        self.crm_id.append(crm_id)
+        self.key.append(key)
+        self.customer_no.append(customer_no)
+        self.t_submitted.append(t)
+        self.ordered.append(float(sum(want.values())))
+        self.lines += marshal.dumps(want)
+        self.ends.append(len(self.lines))
+
+    def want(self, j: int) -> dict[str, float]:
+        return marshal.loads(memoryview(self.lines)[self.ends[j - 1] if j else 0 : self.ends[j]])
+
+
+def _demand_of(entries: Table) -> _Demand | None:
+    """``demand_log(entries)`` read straight into columns, never a frame of line lists. None where
+    the columns would not give exactly what that frame gives (an order submitted twice, an id or a
+    value of another type than a virtual run records): the caller then takes the frame."""
+    dem = _Demand()
+    requested = array("d")
+    customers: dict[str | None, str | None] = {}  # one str per customer, not per order
+    for part in chunks(entries, ("system", "kind", "ref", "t", "data")):
+        sub = part[(part["system"] == "crm") & (part["kind"] == "order.submitted")]
+        for ref, t, data in zip(sub["ref"].tolist(), sub["t"].tolist(), sub["data"].tolist(), strict=True):
+            d = _data(data)
+            key = d.get("key") or d.get("po_number") or d.get("PoNumber")
+            customer_no = d.get("customer_no") or d.get("ErpCustomerNo__c")
+            req = d.get("requested_t")
+            lines = [list(x) for x in (d.get("lines") or [])]
+            if type(ref) is not str or ref in dem.index or not _TEXT.issuperset((type(key), type(customer_no))):
+                return None
+            if req is not None and type(req) is not float and not (type(req) is int and -(2**63) <= req < 2**63):
+                return None  # (an int64 column became float64 as these floats do)
+            dem.index[ref] = len(dem.crm_id)
+            dem.add(ref, key, customers.setdefault(customer_no, customer_no), float(t), _norm_lines(lines))
+            requested.append(_NAN if req is None else float(req))
+    dem.requested_t = requested
+    return dem
+
+
+def _demand_from(demand: pd.DataFrame) -> _Demand:
+    """A demand frame (``demand_log``'s columns) as columns."""
+    dem = _Demand()
+    rows: list[int] = []
+    requested: list[Any] = []
+    for d in demand.itertuples(index=False):
+        rows.append(dem.index.setdefault(d.crm_id, len(dem.crm_id)))
+        dem.add(d.crm_id, d.key, d.customer_no, float(d.t_submitted), _norm_lines(d.lines))
+        requested.append(d.requested_t)
+    dem.requested_t = requested
+    if len(dem.index) < len(rows):
+        dem.rows = rows
+    return dem
+
+
+class _Orders:
+    """Everything the ledgers say about each CRM order: a column per fact, indexed by the demand
+    row holding the order (~100 B an order)."""
+
+    def __init__(self, n: int) -> None:
+        z = bytes(8 * n)
+        self.flags = array("q", z)
+        self.t_erp, self.t_ready, self.t_delivered, self.t_closed = (array("d", z) for _ in range(4))
+        self.backordered_t, self.credit_hold_t, self.last_t = (array("d", z) for _ in range(3))
+        self.reserved, self.erp_ordered = array("d", z), array("d", z)
+        self.n_erp, self.n_wms, self.n_car = (array("q", z) for _ in range(3))
+        self.status = array("q", z)  # the last CRM status, as its index in ``_scan``'s names
+        self.rank = array("q", [-1]) * n  # the best CRM rank reached (-1: none)
+        # The ERP and WMS lines of an order the demand gives more than once: {row: [erp, wms]}.
+        self.lines: dict[int, list[dict[str, float] | None]] = {}
+
+
+def _scan(entries: Table, dem: _Demand, end: float) -> tuple[_Orders, list[str], int]:
+    """The ledgers' entries (time order) folded into ``_Orders``; also the CRM statuses by code
+    and the creates of unknown orders."""
+    o = _Orders(len(dem.crm_id))
+    names: list[str] = []
+    codes: dict[str, int] = {}
     orphans = 0
     if entries.empty:
-        return acc, 0
+        return o, names, 0
+    index, flags, last_t = dem.index, o.flags, o.last_t
+    repeated = {r for r, k in Counter(dem.rows).items() if k > 1} if dem.rows is not None else set()
     for t, system, kind, ref, data in _rows(entries, ("t", "system", "kind", "ref", "data")):
         if ref is None or (isinstance(ref, float) and pd.isna(ref)) or t > end:
             continue
-        if ref not in known:
+        i = index.get(ref)
+        if i is None:
             if (system, kind) in _CREATES:
                 orphans += 1  # a create carrying an id the harness never issued: a mapping error
             continue
-        a = acc[ref]
-        sk = (system, kind)
+        f = flags[i]
         if not (system == "crm" and kind == "order.submitted"):
-            a.last_t = t if a.last_t is None else max(a.last_t, t)
-        if sk in _CREATES:
-            a.counts[_CREATES[sk]] += 1
-        if sk in _MILESTONE_KINDS:
-            a.t.setdefault(_MILESTONE_KINDS[sk], t)
+            last_t[i] = max(last_t[i], t) if f & _LAST else t
+            f |= _LAST
         if system == "erp":
-            if kind == "sales_order.created" and a.erp_lines is None:
-                d = _data(data)
-                a.erp_lines = _norm_lines(d.get("lines"))
-                a.reserved = _reserved_ea(d, sum(a.erp_lines.values()))
-            elif kind == "sales_order.backordered" and a.backordered_t is None:
-                a.backordered_t = t
-                d = _data(data)
-                if a.reserved is None and a.erp_lines is not None:
-                    ordered = sum(a.erp_lines.values())
-                    if "lines" in d:  # [[sku, qty backordered]]
-                        a.reserved = ordered - sum(_norm_lines(d["lines"]).values())
-                    else:
-                        a.reserved = _reserved_ea(d, ordered)
-                    if a.reserved is None:
-                        a.reserved = 0.0
+            if kind == "sales_order.created":
+                o.n_erp[i] += 1
+                if not f & _T_ERP:
+                    o.t_erp[i] = t
+                    f |= _T_ERP
+                if not f & _ERP_LINES:
+                    d = _data(data)
+                    lines = _norm_lines(d.get("lines"))
+                    ordered = sum(lines.values())
+                    o.erp_ordered[i] = ordered
+                    reserved = _reserved_ea(d, ordered)
+                    if reserved is not None:
+                        o.reserved[i] = reserved
+                        f |= _RESERVED
+                    f |= _ERP_LINES
+                    if not _lines_equal(lines, dem.want(i)):
+                        f |= _ERP_DIFFERS
+                    if i in repeated:
+                        o.lines.setdefault(i, [None, None])[0] = lines
+            elif kind == "sales_order.backordered":
+                if not f & _BACKORDERED:
+                    o.backordered_t[i] = t
+                    f |= _BACKORDERED
+                    d = _data(data)
+                    if not f & _RESERVED and f & _ERP_LINES:
+                        ordered = o.erp_ordered[i]
+                        if "lines" in d:  # [[sku, qty backordered]]
+                            reserved = ordered - sum(_norm_lines(d["lines"]).values())
+                        else:
+                            reserved = _reserved_ea(d, ordered)
+                        o.reserved[i] = 0.0 if reserved is None else reserved
+                        f |= _RESERVED
             elif kind == "sales_order.released":
-                a.released_t = t
-            elif kind == "sales_order.credit_hold" and a.credit_hold_t is None:
-                a.credit_hold_t = t
+                f |= _RELEASED
+            elif kind == "sales_order.credit_hold":
+                if not f & _CREDIT_HOLD:
+                    o.credit_hold_t[i] = t
+                    f |= _CREDIT_HOLD
             elif kind == "sales_order.cancelled":
-                a.cancelled = True
+                f |= _CANCELLED
         elif system == "wms":
-            if kind == "fulfilment.created" and a.wms_lines is None:
-                a.wms_lines = _norm_lines(_data(data).get("lines"))
+            if kind == "fulfilment.created":
+                o.n_wms[i] += 1
+                if not f & _WMS_LINES:
+                    lines = _norm_lines(_data(data).get("lines"))
+                    f |= _WMS_LINES
+                    if not _lines_equal(lines, dem.want(i)):
+                        f |= _WMS_DIFFERS
+                    if i in repeated:
+                        o.lines.setdefault(i, [None, None])[1] = lines
+            elif kind == "fulfilment.ready_to_ship" and not f & _T_READY:
+                o.t_ready[i] = t
+                f |= _T_READY
         elif system == "carrier":
-            if kind == "shipment.picked_up":
-                a.picked_up = True
+            if kind == "shipment.created":
+                o.n_car[i] += 1
+            elif kind == "shipment.picked_up":
+                f |= _PICKED_UP
             elif kind == "shipment.exception":
-                a.carrier_exception = True
+                f |= _CARRIER_EXCEPTION
+            elif kind == "shipment.delivered" and not f & _T_DELIVERED:
+                o.t_delivered[i] = t
+                f |= _T_DELIVERED
         elif system == "crm" and kind == "order.status_changed":
             status = _data(data).get("status")
             if status is not None:
-                a.statuses.append(str(status))
-                if status == "Delivered":
-                    a.t.setdefault("t_crm_closed", t)
-    return acc, orphans
+                s = str(status)
+                c = codes.get(s)
+                if c is None:
+                    c = codes[s] = len(names)
+                    names.append(s)
+                o.status[i] = c
+                f |= _STATUS
+                r = _CRM_RANK.get(s, -1)
+                if r > o.rank[i]:
+                    o.rank[i] = r
+                if status == "Delivered" and not f & _T_CLOSED:
+                    o.t_closed[i] = t
+                    f |= _T_CLOSED
+        flags[i] = f
+    return o, names, orphans
 
 
 def _lines_equal(a: dict[str, float], b: dict[str, float]) -> bool:
@@ -295,21 +413,21 @@ def _lines_equal(a: dict[str, float], b: dict[str, float]) -> bool:
     return all(abs(a[k] - b[k]) < 1e-6 for k in a)
 
 
-def _crm_inconsistent(a: _Acc) -> bool:
-    if not a.statuses:
+def _crm_inconsistent(f: int, final: str, best: int) -> bool:
+    """``final``: the last CRM status; ``best``: the best rank among all its statuses (-1: none)."""
+    if not f & _STATUS:
         return False
-    final = a.statuses[-1]
-    ranks = [_CRM_RANK[s] for s in a.statuses if s in _CRM_RANK]
-    if final in _CRM_RANK and ranks and _CRM_RANK[final] < max(ranks):
+    rank = _CRM_RANK.get(final)
+    if rank is not None and best >= 0 and rank < best:
         return True  # regressed, e.g. a late "Shipped" overwrote "Delivered"
-    if final == "Delivered" and "t_delivered" not in a.t:
+    if final == "Delivered" and not f & _T_DELIVERED:
         return True
-    return final == "Shipped" and not a.picked_up and "t_delivered" not in a.t
+    return final == "Shipped" and not f & _PICKED_UP and not f & _T_DELIVERED
 
 
-def _crm_caught_up(a: _Acc, crm_status: str) -> bool:
+def _crm_caught_up(f: int, crm_status: str) -> bool:
     """CRM shows what the carrier has done so far: ``Shipped`` once picked up, else still in fulfilment."""
-    if a.picked_up:
+    if f & _PICKED_UP:
         return crm_status == "Shipped"
     return crm_status in ("In Fulfilment", "Shipped")
 
@@ -321,11 +439,9 @@ def reconcile(
     end: float = float("inf"),
 ) -> pd.DataFrame:
     """One row per demand order with milestone times, per-system counts and the ``outcome``."""
-    if demand is None:
-        demand = demand_log(entries)
     exc = exceptions if exceptions is not None else exceptions_frame()
-    dlq: dict[str, tuple[str, str]] = {}
-    exc_t: dict[str, float] = {}
+    dlq: dict[Any, tuple[str, str]] = {}
+    exc_t: dict[Any, float] = {}
     has_t = "t" in exc.columns
     for row in exc.itertuples(index=False):
         cid, cat, reason = row.crm_id, str(row.category), str(row.reason)
@@ -334,87 +450,120 @@ def reconcile(
         if has_t and row.t is not None and not pd.isna(row.t):
             exc_t[cid] = max(exc_t.get(cid, float(row.t)), float(row.t))
 
-    known = set(demand["crm_id"])
-    acc, orphans = _scan(entries, known, end)
+    dem = _demand_of(entries) if demand is None and not entries.empty else None
+    if dem is None:
+        dem = _demand_from(demand if demand is not None else demand_log(entries))
+    o, names, orphans = _scan(entries, dem, end)
+    dem.index = {}
+    if dem.rows is None:  # every order compared its lines in the scan
+        dem.lines, dem.ends = bytearray(), array("q")
 
-    # One list per column, not a dict per order: a 24-key dict is ~1.3 KB of C heap, and a
-    # quarter's million of them sat under the frame being built.
-    cols: dict[str, list[Any]] = {c: [] for c in ORDER_COLUMNS}
-    add = [cols[c].append for c in ORDER_COLUMNS]
-    for d in demand.itertuples(index=False):
-        a = acc.get(d.crm_id) or _Acc()
-        want = _norm_lines(d.lines)
-        ordered = float(sum(want.values()))
-        lines_match = None
-        if a.erp_lines is not None or a.wms_lines is not None:
-            lines_match = all(x is None or _lines_equal(x, want) for x in (a.erp_lines, a.wms_lines))
-        crm_status = a.statuses[-1] if a.statuses else "Submitted"
-        n_erp, n_wms, n_car = (a.counts[k] for k in ("erp_orders", "wms_fulfilments", "carrier_shipments"))
-        released = a.released_t is not None
-        cat = dlq.get(d.crm_id)
+    n = len(dem.crm_id)
+    t_settled, qty_reserved = array("d", bytes(8 * n)), array("d", bytes(8 * n))
+    crm_status: list[str] = [""] * n
+    lines_match: list[bool | None] = [None] * n
+    dlq_category: list[str | None] = [None] * n
+    dlq_reason: list[str | None] = [None] * n
+    outcome: list[str] = [""] * n
+    flags, rows = o.flags, dem.rows
+    for j, crm_id in enumerate(dem.crm_id):
+        i = j if rows is None else rows[j]
+        f = flags[i]
+        ordered = dem.ordered[j]
+        lines_match_: bool | None = None
+        if f & (_ERP_LINES | _WMS_LINES):
+            if i in o.lines:  # an order given more than once: each row compares its own lines
+                want = dem.want(j)
+                lines_match_ = all(x is None or _lines_equal(x, want) for x in o.lines[i])
+            else:
+                lines_match_ = not f & (_ERP_DIFFERS | _WMS_DIFFERS)
+        final = names[o.status[i]] if f & _STATUS else "Submitted"
+        n_erp, n_wms, n_car = o.n_erp[i], o.n_wms[i], o.n_car[i]
+        delivered = f & _T_DELIVERED
+        released = f & _RELEASED
+        cat = dlq.get(crm_id)
 
         if max(n_erp, n_wms, n_car) > 1:
-            outcome = "duplicate"
-        elif lines_match is False or _crm_inconsistent(a):
-            outcome = "mismatched"
-        elif n_erp == n_wms == n_car == 1 and "t_delivered" in a.t and crm_status == "Delivered":
-            outcome = "completed"
-        elif a.credit_hold_t is not None and n_wms == 0:
-            outcome = "credit_hold"
-        elif a.backordered_t is not None and not released and n_wms == 0:
-            outcome = "backordered"
+            out = "duplicate"
+        elif lines_match_ is False or _crm_inconsistent(f, final, o.rank[i]):
+            out = "mismatched"
+        elif n_erp == n_wms == n_car == 1 and delivered and final == "Delivered":
+            out = "completed"
+        elif f & _CREDIT_HOLD and n_wms == 0:
+            out = "credit_hold"
+        elif f & _BACKORDERED and not released and n_wms == 0:
+            out = "backordered"
         elif cat is not None:
-            outcome = "dead_lettered_business" if cat[0] == "business" else "dead_lettered_technical"
-        elif n_erp == n_wms == n_car == 1 and "t_delivered" not in a.t and _crm_caught_up(a, crm_status):
-            outcome = "in_transit"
-        elif n_erp > 0 or a.last_t is not None:
-            outcome = "stuck"
+            out = "dead_lettered_business" if cat[0] == "business" else "dead_lettered_technical"
+        elif n_erp == n_wms == n_car == 1 and not delivered and _crm_caught_up(f, final):
+            out = "in_transit"
+        elif n_erp > 0 or f & _LAST:
+            out = "stuck"
         else:
-            outcome = "lost"
+            out = "lost"
 
         # When the order left the integration's hands: at the warehouse, on a legitimate hold, when
         # it was dead-lettered (handed to people), or -- duplicated/mismatched -- at its last sign of
         # life. Lost and stuck orders never settle: they stay work in progress, which is what they
         # are. Feeds the backlog curve and fault-window recovery in the KPIs.
-        hold_t = min((x for x in (a.credit_hold_t, a.backordered_t) if x is not None), default=None)
-        settled = [x for x in (a.t.get("t_ready_to_ship"), hold_t) if x is not None]
-        t_settled: float | None = min(settled) if settled else None
-        if t_settled is None and outcome in FALLOUT and outcome not in ("lost", "stuck"):
-            t_settled = max(x for x in (a.last_t, exc_t.get(d.crm_id), float(d.t_submitted)) if x is not None)
-        for put, v in zip(
-            add,
-            (
-                d.crm_id,  # crm_id
-                d.key,  # key
-                d.customer_no,  # customer_no
-                float(d.t_submitted),  # t_submitted
-                d.requested_t,  # requested_t
-                a.t.get("t_erp_accepted"),  # t_erp_accepted
-                a.t.get("t_ready_to_ship"),  # t_ready_to_ship
-                a.t.get("t_delivered"),  # t_delivered
-                a.t.get("t_crm_closed"),  # t_crm_closed
-                t_settled,  # t_settled
-                n_erp,  # erp_orders
-                n_wms,  # wms_fulfilments
-                n_car,  # carrier_shipments
-                crm_status,  # crm_status
-                lines_match,  # lines_match
-                ordered,  # qty_ordered
-                a.reserved if a.reserved is not None else (ordered if n_erp else None),  # qty_reserved
-                a.backordered_t is not None,  # backordered
-                released,  # released
-                a.credit_hold_t is not None,  # credit_hold
-                a.carrier_exception,  # carrier_exception
-                cat[0] if cat else None,  # dlq_category
-                cat[1] if cat else None,  # dlq_reason
-                outcome,  # outcome
-            ),
-            strict=True,
-        ):
-            put(v)
+        credit_t = o.credit_hold_t[i] if f & _CREDIT_HOLD else None
+        backordered_t = o.backordered_t[i] if f & _BACKORDERED else None
+        hold_t = min((x for x in (credit_t, backordered_t) if x is not None), default=None)
+        settled = [x for x in (o.t_ready[i] if f & _T_READY else None, hold_t) if x is not None]
+        settle: float | None = min(settled) if settled else None
+        if settle is None and out in FALLOUT and out not in ("lost", "stuck"):
+            last_t = o.last_t[i] if f & _LAST else None
+            settle = max(x for x in (last_t, exc_t.get(crm_id), dem.t_submitted[j]) if x is not None)
+        t_settled[j] = _NAN if settle is None else settle
+        qty_reserved[j] = o.reserved[i] if f & _RESERVED else (ordered if n_erp else _NAN)
+        crm_status[j], lines_match[j], outcome[j] = final, lines_match_, out
+        if cat:
+            dlq_category[j], dlq_reason[j] = cat
+
+    # The frame column by column: numbers straight from the columns (None was NaN there too).
+    at = np.arange(n) if rows is None else np.array(rows, dtype=np.int64)
+    fl = np.frombuffer(flags, dtype=np.int64)[at]
+
+    def col(a: array, bit: int = 0) -> np.ndarray:
+        v = np.frombuffer(a, dtype=np.float64 if a.typecode == "d" else np.int64)[at]
+        return np.where(fl & bit, v, np.nan) if bit else v
+
+    def own(a: array) -> np.ndarray:  # a column of the demand's rows, or one computed per row
+        return np.frombuffer(a, dtype=np.float64)
+
+    if isinstance(dem.requested_t, array):
+        requested_t: Any = own(dem.requested_t)
+    else:  # a demand frame's values, through pd.to_numeric below as before
+        requested_t = dem.requested_t
+    columns: dict[str, Any] = {
+        "crm_id": dem.crm_id,
+        "key": dem.key,
+        "customer_no": dem.customer_no,
+        "t_submitted": own(dem.t_submitted),
+        "requested_t": requested_t,
+        "t_erp_accepted": col(o.t_erp, _T_ERP),
+        "t_ready_to_ship": col(o.t_ready, _T_READY),
+        "t_delivered": col(o.t_delivered, _T_DELIVERED),
+        "t_crm_closed": col(o.t_closed, _T_CLOSED),
+        "t_settled": own(t_settled),
+        "erp_orders": col(o.n_erp),
+        "wms_fulfilments": col(o.n_wms),
+        "carrier_shipments": col(o.n_car),
+        "crm_status": crm_status,
+        "lines_match": lines_match,
+        "qty_ordered": own(dem.ordered),
+        "qty_reserved": own(qty_reserved),
+        "backordered": (fl & _BACKORDERED) != 0,
+        "released": (fl & _RELEASED) != 0,
+        "credit_hold": (fl & _CREDIT_HOLD) != 0,
+        "carrier_exception": (fl & _CARRIER_EXCEPTION) != 0,
+        "dlq_category": dlq_category,
+        "dlq_reason": dlq_reason,
+        "outcome": outcome,
+    }
     # (No order at all: as the row path built it, object columns; empty lists would infer float.)
-    df = pd.DataFrame(cols if cols["crm_id"] else [], columns=ORDER_COLUMNS)
-    del cols, add
+    df = pd.DataFrame(columns if n else [], columns=ORDER_COLUMNS)
+    del columns, dem, o
     for c in ORDER_COLUMNS:
         if c.startswith("t_") or c in ("requested_t", "qty_ordered", "qty_reserved"):
             df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")

@@ -28,7 +28,7 @@ from reference_integration.metrics import CALL_COLUMNS
 from sim import isolate as isolation
 from sim import stream
 from sim.kpis import Breach, check_slo, compute_kpis
-from sim.reconcile import ENTRY_COLUMNS, demand_log, entries_frame, exceptions_frame, reconcile
+from sim.reconcile import ENTRY_COLUMNS, entries_frame, exceptions_frame, reconcile
 from sim.rng import Streams
 from sim.runfolder import calls_frame, events_frame, ledgers_events_frame, make_meta, now_iso, write_run
 from sim.scenario import Scenario, SystemName
@@ -536,9 +536,10 @@ def _finish(
     report: bool,
 ) -> RunResult:
     # Reconciliation reads the events table: ``data`` as JSON text is parsed back for the few
-    # kinds it looks inside (sim.reconcile._data), and no second table of dicts is built.
+    # kinds it looks inside (sim.reconcile._data), and no second table of dicts is built. Given
+    # no demand frame, it reads the demand into its own columns (no line lists per order).
     exc, sim_s = sim.exceptions, sim.sim_s
-    orders = reconcile(events, demand_log(events), exc, end=sim_s)
+    orders = reconcile(events, exceptions=exc, end=sim_s)
     wall_s = time.perf_counter() - t0
     kpis = compute_kpis(orders, calls=calls, faults=scenario.faults, sim_s=sim_s, wall_s=wall_s, counters=sim.counters)
     breaches = check_slo(kpis, scenario.slo)

@@ -9,6 +9,7 @@ import pytest
 
 from mocks.ledger import Ledger
 from sim.reconcile import (
+    _demand_of,
     demand_log,
     entries_frame,
     exceptions_frame,
@@ -257,3 +258,72 @@ def test_settle_times_for_backlog():
     ])).set_index("crm_id")  # fmt: skip
     assert pd.isna(orders.loc["L", "t_settled"]) and pd.isna(orders.loc["S", "t_settled"])
     assert orders.loc["T", "t_settled"] == 99.0
+
+
+def _every_kind_of_order() -> World:
+    w = World()
+    w.full("A")
+    w.full("D", t0=50)
+    w.erp("D", 70, lines=[["SKU-9", 1]])  # duplicated, and with other lines
+    w.full("M", t0=80)
+    w.wms("M", 90, lines=[["SKU-1", 1]])  # a second WMS create: only the first one's lines count
+    w.submit("N", t=3, lines=[["SKU-1", 12], ["SKU-1", 1]])  # one SKU on two lines
+    w.erp("N", 20, lines=[["SKU-1", 13]], qty_reserved=4)
+    w.status("N", 21, "Booked")
+    w.status("N", 22, "Weird")  # a status outside the ranks
+    w.submit("W", t=9)
+    w.erp("W", 10, backordered=[["SKU-1", 12]])
+    w.led["erp"].append(11, "sales_order.backordered", "SO-1", ref="W")
+    w.submit("H")
+    w.erp("H", 10, status="CREDIT_HOLD")
+    w.led["erp"].append(10, "sales_order.credit_hold", "SO-1", ref="H")
+    w.led["erp"].append(12, "sales_order.cancelled", "SO-1", ref="H")
+    w.submit("L")
+    w.submit("X", t=4)
+    w.led["crm"].append(30, "order.status_changed", "X", ref="X", data={"status": None})
+    w.erp("nobody", 5)
+    return w
+
+
+def test_demand_read_into_columns_equals_the_demand_frame_path():
+    """Given no demand, reconciliation reads the demand into its own columns; the result is
+    exactly what the ``demand_log`` frame gives, JSON text or dicts, any end."""
+    entries = _every_kind_of_order().frame()
+    exc = exceptions_frame([{"crm_id": "L", "category": "technical", "reason": "x", "t": 40.0}])
+    assert _demand_of(entries) is not None  # the column path
+    for data in ("dicts", "json"):
+        if data == "json":
+            entries["data"] = [json.dumps(d) for d in entries["data"]]
+        for end in (15.0, 10 * 86400):
+            got = reconcile(entries, exceptions=exc, end=end)
+            want = reconcile(entries, demand_log(entries), exc, end=end)
+            pd.testing.assert_frame_equal(got, want, check_exact=True)
+            assert got.attrs == want.attrs == {"orphans": 1}
+    assert set(outcome_counts(got)) >= {"duplicate", "mismatched", "completed", "backordered", "credit_hold"}
+
+
+def test_an_order_the_demand_gives_twice_compares_each_rows_lines():
+    w = World()
+    w.full("A")
+    entries = w.frame()
+    demand = demand_log(entries)
+    other = demand.assign(lines=[[["SKU-1", 1]]], key=["other"])
+    orders = reconcile(entries, pd.concat([demand, other, demand], ignore_index=True), end=10 * 86400)
+    assert list(orders["key"]) == ["DA", "other", "DA"]
+    assert list(orders["lines_match"]) == [True, False, True]
+    assert list(orders["outcome"]) == ["completed", "mismatched", "completed"]
+    assert list(orders["qty_ordered"]) == [17.0, 1.0, 17.0]
+
+
+@pytest.mark.parametrize("odd", ["submitted twice", "requested_t a str", "key an int"])
+def test_a_demand_the_columns_do_not_cover_takes_the_frame_path(odd: str):
+    w = _every_kind_of_order()
+    if odd == "submitted twice":
+        w.submit("A", t=1, lines=[["SKU-1", 1]])
+    else:
+        data = {"key": 7 if odd == "key an int" else "K", "customer_no": "C1", "requested_t": "5" if odd == "requested_t a str" else 5.0, "lines": LINES}
+        w.led["crm"].append(2.0, "order.submitted", "Z", ref="Z", data=data)
+    entries = w.frame()
+    assert _demand_of(entries) is None
+    got = reconcile(entries, end=10 * 86400)
+    pd.testing.assert_frame_equal(got, reconcile(entries, demand_log(entries), end=10 * 86400), check_exact=True)

@@ -23,7 +23,7 @@ from mocks.ledger import Ledger
 from reference_integration.metrics import CallRecord, CallTable
 from sim import isolate
 from sim.kpis import strip_wall
-from sim.reconcile import entries_frame
+from sim.reconcile import demand_log, entries_frame
 from sim.runfolder import calls_frame, events_frame, ledgers_events_frame
 from sim.scenario import load_scenario
 from sim.tables import TableFile
@@ -231,3 +231,26 @@ def test_a_result_built_from_frames_still_works(tmp_path: Path) -> None:
     assert r.calls is frame and r.events["t"].tolist() == [1.0]
     r.calls = frame.iloc[:0]
     assert r.calls.empty
+
+
+def test_a_streamed_run_reconciles_as_the_demand_frame_does(
+    tmpdir_private: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The analysis reads the demand into reconciliation's own columns from events.parquet; the
+    orders are exactly what the whole events frame and ``demand_log``'s frame give."""
+    _tiny_segments(monkeypatch)
+    seen: list[tuple[object, dict]] = []
+    reconcile = virtual.reconcile
+
+    def watch(entries, *a, **k):  # type: ignore[no-untyped-def]
+        seen.append((entries, k))
+        return reconcile(entries, *a, **k)
+
+    monkeypatch.setattr(virtual, "reconcile", watch)
+    run = virtual.run_virtual(_scenario(), seed=7, report=False, isolate=False, spill=True)
+    (entries, kw), = seen
+    assert isinstance(entries, TableFile) and "demand" not in kw
+    events = run.events
+    again = reconcile(events, demand_log(events), run.exceptions, end=kw["end"])
+    pd.testing.assert_frame_equal(run.orders, again, check_exact=True)
+    assert run.orders.attrs == again.attrs
