@@ -52,3 +52,28 @@ def test_compare_rejects_non_run_folder(tmp_path):
     r = CliRunner().invoke(app, ["compare", str(tmp_path), str(tmp_path)])
     # rich wraps long paths at the terminal width, so compare with whitespace folded
     assert r.exit_code == 1 and "not a run folder" in " ".join(r.output.split())
+
+
+def test_memory_cold_and_warm_give_the_same_run(tmp_path):
+    sc = tmp_path / "s.yaml"
+    sc.write_text(SCENARIO)
+    runner = CliRunner()
+    for memory in ("cold", "warm"):
+        r = runner.invoke(
+            app, ["run", str(sc), "-q", "--memory", memory, "--seed", "3", "--out", str(tmp_path / memory)]
+        )
+        assert r.exit_code == 0, r.output
+    from sim.kpis import strip_wall
+
+    cold, warm = (json.loads((tmp_path / m / "kpis.json").read_text()) for m in ("cold", "warm"))
+    assert cold["orders_submitted"] > 0 and strip_wall(cold) == strip_wall(warm)
+    assert (tmp_path / "cold" / "orders.parquet").read_bytes() == (tmp_path / "warm" / "orders.parquet").read_bytes()
+
+
+def test_memory_option_is_checked(tmp_path):
+    sc = tmp_path / "s.yaml"
+    sc.write_text(SCENARIO)
+    bad = CliRunner().invoke(app, ["run", str(sc), "-q", "--memory", "frozen"])
+    assert bad.exit_code == 2 and "--memory" in bad.output and "frozen" in bad.output
+    live = CliRunner().invoke(app, ["run", str(sc), "-q", "--mode", "live", "--memory", "cold"])
+    assert live.exit_code == 2 and "--memory cold" in live.output
