@@ -347,8 +347,9 @@ _trim = _load_trim()
 # by default (``sim.isolate``): the analysis then starts from a fresh heap instead of stacking on
 # the simulation's. Below it the fork and the hand-over cost more than they save.
 ISOLATE_FROM_ORDERS = 10_000
-# From this many demand orders (``demand.orders``) idle per-order state pages out to disk.
-COLD_FROM_ORDERS = 10_000
+# Paging idle per-order state out (``cold``) is opt-in: it is exact, but at 100k-250k orders it
+# saved 14-20 % of the peak for 20 % to ~70 % more CPU (docs/benchmarks.md, fifth session).
+COLD_BY_DEFAULT = False
 
 
 @dataclass
@@ -381,7 +382,7 @@ def run_virtual(
     """Run one virtual replication; write the run folder to ``out`` when given. ``isolate``
     simulates in a forked child process (None: when the run is large and fork exists); ``spill``
     keeps the ledgers and the call records in segment files under ``TMPDIR`` while it runs and
-    ``cold`` pages idle per-order state out to disk (None: when the run is large). None of them
+    ``cold`` pages idle per-order state out to disk (None: ``COLD_BY_DEFAULT``). None of them
     changes the results."""
     scenario = resolve(scenario, profile, seed)
     wall_start_iso = now_iso()
@@ -390,7 +391,7 @@ def run_virtual(
     if isolate is None:
         isolate = large and isolation.available()
     if cold is None:
-        cold = scenario.demand.orders >= COLD_FROM_ORDERS
+        cold = COLD_BY_DEFAULT
     # Made here, not in the child: whatever becomes of the child, the parent removes it.
     spill_dir = tempfile.mkdtemp(prefix="twin-spill-") if (large if spill is None else spill) else None
     try:
