@@ -77,8 +77,9 @@ def test_three_sigkills_lose_and_duplicate_nothing(tmp_path: Path) -> None:
         assert any(a["outcome"] in ("error", "failed") for a in attempts)
         assert all(twin.webhook_stats(s)["failed"] == 0 for s in ("crm", "erp", "wms", "carrier"))
         assert twin.fallout() == []  # nothing dead-lettered: it all went through
-        h = twin.health()
-        assert h is not None and h["in_flight"] == 0
+        # Idle again: a moment with nothing in flight comes. A single health probe raced with a
+        # redelivery the mocks were still backing off on a loaded machine, so wait for the moment.
+        assert twin.quiesce(timeout_s=20), f"still in flight: {twin.health()}"
     finally:
         twin.close()
     assert all(p.poll() is not None for p in twin.procs.values())

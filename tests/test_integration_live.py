@@ -266,14 +266,15 @@ class LiveTwin:
             time.sleep(0.25)
         return time.monotonic() - t0
 
-    def quiesce(self, timeout_s: float = 5.0) -> None:
-        """Best effort: wait for a moment when the integration has nothing in flight."""
+    def quiesce(self, timeout_s: float = 5.0) -> bool:
+        """Wait for a moment when the integration has nothing in flight; False if none came."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             h = self.health()
             if h is not None and h["in_flight"] == 0:
-                return
+                return True
             time.sleep(0.1)
+        return False
 
 
 # --------------------------------------------------------------------------------------- orders
