@@ -104,7 +104,9 @@ class SimNetwork:
             client = "token:" + auth[7:][:16] if auth.lower().startswith("bearer ") else "integration"
         body = copy.deepcopy(call.payload) if self.copy_bodies else call.payload
         params = call.params
-        return Request(call.operation, body, {k: str(v) for k, v in params.items()} if params else {}, h, client)
+        # Values as str, keys and order as given: the pairing in C, as the headers'.
+        p = dict(zip(params, map(str, params.values()), strict=True)) if params else {}
+        return Request(call.operation, body, p, h, client)
 
     def decide(self, system: str, gw: Any, req: Request) -> Decision:
         decide = getattr(gw, "decide", None)
@@ -217,9 +219,18 @@ def envelope(ev: WebhookEvent, start: str | None = None, data: Any = None) -> di
     """The webhook envelope of docs/internals.md, as the live sender builds it (``occurred_at`` ISO
     8601 from the scenario start): ``mocks.webhooks.envelope``, with the start parsed once per
     run instead of per event (``tests/test_network.py`` holds the two equal)."""
-    from mocks.webhooks import DEFAULT_START, envelope_at  # lazily: mocks.webhooks imports httpx
+    at = _WEBHOOKS
+    if not at:
+        # Lazily (mocks.webhooks imports httpx), once: an import statement here, run per webhook,
+        # was ~1 % of a run's simulate phase.
+        from mocks.webhooks import DEFAULT_START, envelope_at
 
-    return envelope_at(ev, _occurred_at(ev.occurred_at, DEFAULT_START if start is None else start), data)
+        at[:] = (DEFAULT_START, envelope_at)
+    default_start, envelope_at = at
+    return envelope_at(ev, _occurred_at(ev.occurred_at, default_start if start is None else start), data)
+
+
+_WEBHOOKS: list[Any] = []  # mocks.webhooks' (DEFAULT_START, envelope_at), once imported
 
 
 @functools.lru_cache(maxsize=8)
