@@ -124,9 +124,12 @@ class EventIds:
     def add(self, eid: str) -> bool:
         """Add ``eid``; False if it was there already."""
         prefix, sep, digits = eid.rpartition(_EVT)
-        if sep and digits.isascii() and digits.isdigit():
+        # ``f"{n:08d}" == digits`` without formatting n: ASCII digits are that exactly when there
+        # are eight of them, or more without a leading zero.
+        width = len(digits)
+        if sep and (width == 8 or (width > 8 and digits[0] != "0")) and digits.isascii() and digits.isdigit():
             n = int(digits)
-            if n < _BITMAP_LIMIT and f"{n:08d}" == digits:
+            if n < _BITMAP_LIMIT:
                 bits = self._bits.get(prefix)
                 if bits is None:
                     bits = self._bits[prefix] = bytearray()

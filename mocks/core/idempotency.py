@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,11 +80,6 @@ class IdempotencyStore:
         self.ttl = ttl
         self.max_keys = max_keys
         self._records: dict[tuple[str, str], _Record] = {}
-        # Every record made, in the order made (the dict's order: a re-created key moves to the
-        # end there too), for ``purge`` to start where the last one stopped. Walking the dict
-        # from its start instead crossed the slots of every record deleted since the dict last
-        # resized, at each purge. Entries whose record is gone or replaced are skipped.
-        self._made: deque[tuple[tuple[str, str], _Record]] = deque()
         self.replays = 0
         self.conflicts = 0
         self.mismatches = 0
@@ -100,8 +94,7 @@ class IdempotencyStore:
             if len(self._records) >= self.max_keys:
                 # Evict the oldest (dicts keep insertion order): bounded memory in long live runs.
                 self._records.pop(next(iter(self._records)))
-            made = self._records[(client, key)] = _Record(fp, now)
-            self._made.append(((client, key), made))
+            self._records[(client, key)] = _Record(fp, now)
             return None
         if rec.fingerprint != fp:
             self.mismatches += 1
@@ -137,18 +130,14 @@ class IdempotencyStore:
         anyway); returns how many. Records sit in creation order (an expired one is re-created at
         the end), so the expired ones are a prefix. Without it every key of a long run is kept with
         its response, for nothing."""
-        records, made, ttl = self._records, self._made, self.ttl
-        n = 0
-        while made:
-            k, rec = made[0]
-            if records.get(k) is rec:
-                if now - rec.created <= ttl:
-                    break
-                del records[k]
-                n += 1
-            made.popleft()
-        return n
+        expired = []
+        for k, rec in self._records.items():
+            if now - rec.created <= self.ttl:
+                break
+            expired.append(k)
+        for k in expired:
+            del self._records[k]
+        return len(expired)
 
     def clear(self) -> None:
         self._records.clear()
-        self._made.clear()
