@@ -43,11 +43,6 @@ class CallRecord:
 
 
 CALL_COLUMNS = tuple(f.name for f in fields(CallRecord))
-# One attempt as the engine reports it: ``CallRecord``'s fields without ``latency_s`` (t_start,
-# t_end, system, operation, attempt, status, outcome, correlation_id, idempotency_key, workflow);
-# the names live once, in ``CallTable.add``.
-CallRow = tuple[float, float, str, str, int, int | None, str, str | None, str | None, str]
-
 _NO_STATUS = -(2**31)  # ``status`` None in the int32 status column
 
 # Records per spilled segment (``CallTable.spill_to``); read when spilling starts (tests shrink it).
