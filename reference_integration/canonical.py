@@ -44,16 +44,7 @@ class OrderStatus(StrEnum):
         Exception and Cancelled are special: they can interrupt any open order. From Exception any
         later real milestone is accepted, since an exception is a flag for people, not a position
         in the flow (a carrier exception is usually followed by delivery)."""
-        if current is None:
-            return True
-        cur = OrderStatus(current)
-        if cur == self or cur.terminal:
-            return False
-        if self in (OrderStatus.EXCEPTION, OrderStatus.CANCELLED):
-            return True
-        if cur == OrderStatus.EXCEPTION:
-            return self.rank > OrderStatus.SUBMITTED.rank
-        return self.rank > cur.rank
+        return status_advances(self, current)
 
 
 # Booked, Backordered and Credit Hold are alternatives at the same step, not a progression.
@@ -68,6 +59,39 @@ _RANK: dict[OrderStatus, int] = {
     OrderStatus.EXCEPTION: 5,
     OrderStatus.CANCELLED: 6,
 }
+# The same ranks by plain value. A StrEnum member hashes and compares as its value, so one dict
+# answers for members and for the status strings stored in order states; it spares the workflows
+# an ``OrderStatus(...)`` construction (an enum lookup by value, ~1 us) per comparison.
+_RANK_OF: dict[str, int] = {s.value: r for s, r in _RANK.items()}
+_R_EXCEPTION = _RANK[OrderStatus.EXCEPTION]
+_R_SUBMITTED = _RANK[OrderStatus.SUBMITTED]
+_R_TERMINAL = frozenset(_RANK[s] for s in OrderStatus if s.terminal)
+_R_INTERRUPTS = frozenset({_RANK[OrderStatus.EXCEPTION], _RANK[OrderStatus.CANCELLED]})
+
+
+def _rank_of(status: OrderStatus | str) -> int:
+    try:
+        return _RANK_OF[status]
+    except (KeyError, TypeError):
+        return OrderStatus(status).rank  # not a status: the ValueError ``OrderStatus(...)`` raises
+
+
+def status_advances(new: OrderStatus | str, current: OrderStatus | str | None) -> bool:
+    """``OrderStatus(new).advances_from(current)`` on status values or members alike, without
+    building the enum members (both are validated the same way: a ValueError for a non-status).
+    Every rank is distinct except Booked / Backordered / Credit Hold, which are not equal to one
+    another and are not terminal, so comparing ranks and values decides as the members did."""
+    r_new = _rank_of(new)
+    if current is None:
+        return True
+    r_cur = _rank_of(current)
+    if current == new or r_cur in _R_TERMINAL:
+        return False
+    if r_new in _R_INTERRUPTS:
+        return True
+    if r_cur == _R_EXCEPTION:
+        return r_new > _R_SUBMITTED
+    return r_new > r_cur
 
 
 class Address(Canonical):

@@ -11,8 +11,13 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
+# Effects are values nobody changes once yielded, but not frozen: several are built per call
+# (the Call, the Result, the state reads and writes around it) and a frozen dataclass sets each
+# field through ``object.__setattr__``, ~3x the cost of a plain one. ``unsafe_hash`` keeps them
+# hashable (by fields) as frozen ones were.
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True, unsafe_hash=True)
 class Call:
     """One request to a downstream system, by operation name (see each mock's route table)."""
 
@@ -24,17 +29,17 @@ class Call:
     correlation_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Sleep:
     seconds: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Now:
     """Ask the interpreter for the current time (simulated seconds since scenario start)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Publish:
     """Emit an internal event (metrics, business-exception queue, follow-up workflow triggers)."""
 
@@ -42,14 +47,14 @@ class Publish:
     event: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class StateGet:
     """Read workflow state by key (durable in the live service); returns the value or None."""
 
     key: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class StateGetMany:
     """Read several keys at one instant; returns their values in order (None where missing).
     Interpreters without it may answer None: ``reconciliation.states`` then falls back to one
@@ -58,7 +63,7 @@ class StateGetMany:
     keys: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class DueOrders:
     """The audit sweep's work list from an index kept beside the state (``MemoryStore.index``):
     ``(ids, closed)`` = the open orders of the look-back from ``start`` that may pass the sweep's
@@ -69,7 +74,7 @@ class DueOrders:
     now: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class StatePut:
     """Write workflow state by key (value: JSON-serialisable)."""
 
@@ -77,7 +82,7 @@ class StatePut:
     value: Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class StateAdd:
     """Add ``member`` to the list stored at ``key`` unless it is already there (a set kept in
     insertion order); answered True. The list can grow large (every order touched in an hour), so
@@ -89,7 +94,7 @@ class StateAdd:
     member: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Result:
     """What a Call returns to the workflow: the downstream response after policies ran."""
 

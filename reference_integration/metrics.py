@@ -43,11 +43,6 @@ class CallRecord:
 
 
 CALL_COLUMNS = tuple(f.name for f in fields(CallRecord))
-# One attempt as the engine reports it: ``CallRecord``'s fields without ``latency_s`` (t_start,
-# t_end, system, operation, attempt, status, outcome, correlation_id, idempotency_key, workflow);
-# the names live once, in ``CallTable.add``.
-CallRow = tuple[float, float, str, str, int, int | None, str, str | None, str | None, str]
-
 _NO_STATUS = -(2**31)  # ``status`` None in the int32 status column
 
 # Records per spilled segment (``CallTable.spill_to``); read when spilling starts (tests shrink it).
@@ -447,15 +442,50 @@ class RuntimeStats:
         self.calls.append(rec)
         self._count(rec.system, rec.outcome, rec.latency_s)
 
-    def record_call(self, *row: *CallRow) -> None:
-        """``record`` without a ``CallRecord`` when the calls are a ``CallTable`` (the common case)."""
+    def record_call(
+        self,
+        t_start: float,
+        t_end: float,
+        system: str,
+        operation: str,
+        attempt: int,
+        status: int | None,
+        outcome: str,
+        correlation_id: str | None,
+        idempotency_key: str | None,
+        workflow: str = "",
+    ) -> None:
+        """``record`` without a ``CallRecord`` when the calls are a ``CallTable`` (the common case).
+        Arguments named, not packed as a row: once per attempt, the packing and unpacking and the
+        call to ``_count`` were a good part of recording."""
         calls = self.calls
-        t_start, t_end, system, _, _, _, outcome, *_ = row
         if type(calls) is CallTable:
-            calls.add(*row)
+            calls.add(t_start, t_end, system, operation, attempt, status, outcome, correlation_id, idempotency_key, workflow)
         else:
-            calls.append(CallRecord(*row[:7], t_end - t_start, *row[7:]))
-        self._count(system, outcome, t_end - t_start)
+            calls.append(
+                CallRecord(
+                    t_start,
+                    t_end,
+                    system,
+                    operation,
+                    attempt,
+                    status,
+                    outcome,
+                    t_end - t_start,
+                    correlation_id,
+                    idempotency_key,
+                    workflow,
+                )
+            )
+        # ``_count``, inline
+        self.attempts[system] += 1
+        if outcome != "ok":
+            self.failures[system] += 1
+        if outcome != "breaker_open":
+            h = self.latency.get(system)
+            if h is None:
+                h = self.latency[system] = Histogram()
+            h.observe(t_end - t_start)
 
     def _count(self, system: str, outcome: str, latency_s: float) -> None:
         self.attempts[system] += 1

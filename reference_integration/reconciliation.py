@@ -192,8 +192,16 @@ class DueIndex:
 
     def __init__(self) -> None:
         self._seq = 0  # bucket appends, in the order they happened
-        self._writes = 0  # order writes: heap entries of an older write are stale
-        self._version: dict[str, int] = {}  # open orders only
+        self._entries = 0  # heap entries made: each one's number breaks ties in the heap
+        # Open orders only: the due time of the latest write (inf: never, until written again).
+        self._due: dict[str, float] = {}
+        # The heap holds at most one live entry per order (``_queued``), due at or before the
+        # order's latest due time. A write that is due no earlier than that entry leaves it be
+        # (most writes: ``touched`` only moves on); when the entry comes up, ``due`` takes the
+        # order if its latest due time has come and queues it again at that time if not. So the
+        # orders found due are those whose latest write is due, as with an entry per write, for
+        # a heap push per few writes instead of one each (and no pile of stale entries).
+        self._queued: dict[str, tuple[float, int, str]] = {}
         self._heap: list[tuple[float, int, str]] = []
         self._ready: set[str] = set()  # due at the last query, not written since
         # crm id -> its (hour, seq) records, ascending, packed (``_REC``): ~60 B per open order
@@ -206,22 +214,29 @@ class DueIndex:
         if key.startswith(_ORDER_PREFIX):
             # Interned: the version key, every heap entry and the ready set then share one string
             # per order (a slice is a new string per write, ~70 B per heap entry).
-            self._put_order(sys.intern(key[len(_ORDER_PREFIX) :]), value)
+            self._put_order(_intern(key[_ORDER_CUT:]), value)
         elif key.startswith(_BUCKET_PREFIX):
-            self._put_bucket(int(key[len(_BUCKET_PREFIX) :]), value or [])
+            self._put_bucket(int(key[_BUCKET_CUT:]), value or [])
 
     def _put_order(self, crm_id: str, st: Any) -> None:
         self._ready.discard(crm_id)
         if st and st.get("status") in _TERMINAL:
-            # Never reopens: forget it, and let the next sweep take it out of the buckets.
-            self._version.pop(crm_id, None)
+            # Never reopens: forget it (its heap entry is stale from now on), and let the next
+            # sweep take it out of the buckets.
+            self._due.pop(crm_id, None)
+            self._queued.pop(crm_id, None)
             self._closed.add(crm_id)
             return
-        self._writes += 1
-        v = self._version[crm_id] = self._writes
-        due = due_at(st) if st else math.inf
+        due = self._due[crm_id] = due_at(st) if st else math.inf
         if due != math.inf:
-            heapq.heappush(self._heap, (due, v, crm_id))
+            queued = self._queued.get(crm_id)
+            if queued is None or queued[0] > due:
+                self._queue(crm_id, due)
+
+    def _queue(self, crm_id: str, due: float) -> None:
+        self._entries += 1
+        entry = self._queued[crm_id] = (due, self._entries, crm_id)
+        heapq.heappush(self._heap, entry)
 
     def _put_bucket(self, hour: int, ids: list[str]) -> None:
         # ``save`` appends one id (after writing the order); the sweep rewrites a bucket without
@@ -234,18 +249,27 @@ class DueIndex:
             if not recs or _REC.unpack_from(recs, len(recs) - _REC.size)[0] != hour:
                 self._seq += 1
                 buckets[crm_id] = recs + _REC.pack(hour, self._seq)
-            if crm_id not in self._version:
+            if crm_id not in self._due:
                 self._closed.add(crm_id)  # a closed order touched again (a late scan)
 
     def due(self, start: float, now: float) -> tuple[list[str], list[str], list[int]]:
         """``(ids, closed, hours)``: the open orders due at ``now`` in walk order, the closed orders
         still in the buckets from ``start``'s hour on, and those buckets' hours."""
         first = int(start // TOUCH_BUCKET_S)
-        heap, version = self._heap, self._version
+        heap, queued, dues = self._heap, self._queued, self._due
         while heap and heap[0][0] <= now:
-            _, v, crm_id = heapq.heappop(heap)
-            if version.get(crm_id) == v:
+            entry = heapq.heappop(heap)
+            crm_id = entry[2]
+            if queued.get(crm_id) is not entry:
+                continue  # stale: the order closed, or a write queued it earlier since
+            due = dues[crm_id]
+            if due <= now:
+                del queued[crm_id]
                 self._ready.add(crm_id)
+            elif due != math.inf:
+                self._queue(crm_id, due)  # written since, due later: wait for that
+            else:
+                del queued[crm_id]  # written since, never due until written again
         placed: list[tuple[int, str]] = []
         for crm_id in list(self._ready):
             seq = _first_from(self._buckets.get(crm_id, b""), first)
@@ -270,6 +294,10 @@ class DueIndex:
 
 _ORDER_PREFIX = state_key("")
 _BUCKET_PREFIX = "touched:"
+# Looked up once: ``put`` runs on every state write.
+_ORDER_CUT = len(_ORDER_PREFIX)
+_BUCKET_CUT = len(_BUCKET_PREFIX)
+_intern = sys.intern
 
 
 _REC = struct.Struct("<iq")  # a bucket record of ``DueIndex``: (hour, seq)

@@ -263,7 +263,9 @@ class Engine:
                 delay = limiter.reserve(now())
                 if delay > 0:
                     yield Wait(delay)
-            if bulkhead is not None:
+            if bulkhead is not None and not bulkhead.try_acquire():
+                # Taken here when free (no op, no round trip through the interpreter); else the
+                # interpreter tries again, finds it as taken (nothing ran in between) and waits.
                 yield Acquire(system, bulkhead)
             try:
                 t0 = now()

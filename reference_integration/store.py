@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, MutableMapping
@@ -123,9 +124,12 @@ class EventIds:
     def add(self, eid: str) -> bool:
         """Add ``eid``; False if it was there already."""
         prefix, sep, digits = eid.rpartition(_EVT)
-        if sep and digits.isascii() and digits.isdigit():
+        # ``f"{n:08d}" == digits`` without formatting n: ASCII digits are that exactly when there
+        # are eight of them, or more without a leading zero.
+        width = len(digits)
+        if sep and (width == 8 or (width > 8 and digits[0] != "0")) and digits.isascii() and digits.isdigit():
             n = int(digits)
-            if n < _BITMAP_LIMIT and f"{n:08d}" == digits:
+            if n < _BITMAP_LIMIT:
                 bits = self._bits.get(prefix)
                 if bits is None:
                     bits = self._bits[prefix] = bytearray()
@@ -140,6 +144,22 @@ class EventIds:
             return False
         self._other.add(eid)
         return True
+
+
+def _refs(value: Any) -> int:
+    return sys.getrefcount(value)
+
+
+def _list_alone() -> int:
+    # What ``_refs`` says in ``MemoryStore.state_add`` of a list only the state map holds, taken
+    # the same way (a local read from a map, passed to ``_refs``): measured, not assumed, because
+    # how a frame's locals and arguments count differs between CPython versions.
+    state = {"k": [None]}
+    ids = state.get("k") or []
+    return _refs(ids)
+
+
+_LIST_ALONE = _list_alone()
 
 
 class MemoryStore:
@@ -164,6 +184,9 @@ class MemoryStore:
         self.dlq: dict[int, DlqEntry] = {}
         self.exceptions: list[ExceptionEntry] = []
         self._ids = itertools.count(1)
+        # The members of the list at ``_members_of`` (``state_add``); None: no set kept.
+        self._members_of: str | None = None
+        self._members: set[str] = set()
 
     def _now(self, now: float | None) -> float:
         return self.clock() if now is None else now
@@ -213,8 +236,45 @@ class MemoryStore:
         """``get_state`` of each key (the audit sweep reads thousands at once)."""
         return list(map(self.state.get, keys))
 
+    def state_add(self, key: str, member: str) -> bool:
+        """The ``StateAdd`` effect: leaves the state ``workflows.save``'s fallback leaves (``StateGet``,
+        then ``StatePut`` of the list with ``member`` appended unless it is there), and ``index``
+        sees the same write. The hourly bucket of touched orders holds every order of its hour:
+        testing membership in the list and copying it made each new order cost as much as the
+        orders before it in that hour. So the bucket being filled has a set of its members beside
+        it (one bucket at a time: only the current hour's is added to), and the stored list is
+        extended in place while nothing but the store holds it: the sweep without an index keeps
+        the lists it read across its audits and must see them as read, as it did when every add
+        replaced the list."""
+        state = self.state
+        ids = state.get(key) or []  # a ColdMap reads a paged-out list back and marks it in use
+        if type(ids) is not list:  # not a bucket this store wrote: as the fallback, literally
+            if member not in ids:
+                self.put_state(key, [*ids, member])
+            return True
+        members = self._members
+        if key != self._members_of or len(members) != len(ids):
+            # Another bucket, or this one rewritten meanwhile (``put_state`` forgets the set):
+            # afresh from the list, once per hour and per rewrite, not once per order.
+            members = self._members = set(ids)
+            self._members_of = key
+        if member in members:
+            return True
+        members.add(member)
+        if _refs(ids) <= _LIST_ALONE:
+            ids.append(member)
+        else:
+            ids = [*ids, member]
+        # ``put_state`` without forgetting the set it keeps in step.
+        state[key] = ids
+        if self.index is not None:
+            self.index.put(key, ids)  # the index reads the members past those it has seen
+        return True
+
     def put_state(self, key: str, value: Any, outbox: Iterable[tuple[str, Any]] = ()) -> None:
         self.state[key] = value
+        if key == self._members_of:
+            self._members_of = None  # rewritten (the sweep drops closed orders): the set is stale
         if self.index is not None:
             self.index.put(key, value)
         for topic, payload in outbox:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from reference_integration import mappings as m
-from reference_integration.canonical import Address, OrderStatus, Product
+from reference_integration.canonical import Address, OrderStatus, Product, status_advances
 from reference_integration.config import IntegrationConfig
 from reference_integration.effects import Call, Effect, Now, Publish, Result, StateAdd, StateGet, StatePut, Workflow
 from reference_integration.errors import CallFailed, from_response
@@ -125,7 +125,7 @@ def save(st: dict[str, Any]) -> Gen:
             if get(k) is None:
                 st[k] = v
         if stored.get("status") and st.get("status") != stored["status"]:
-            if not OrderStatus(st["status"]).advances_from(stored["status"]):
+            if not status_advances(st["status"], stored["status"]):
                 st["status"] = stored["status"]
     now = yield Now()
     fresh = "touched" not in st or int(st["touched"] // TOUCH_BUCKET_S) != int(now // TOUCH_BUCKET_S)
@@ -153,7 +153,7 @@ def set_status(
     status is re-read first so that a concurrent workflow's later milestone is not overwritten."""
     latest = yield StateGet(state_key(st["crm_id"]))
     if latest and latest.get("status") and (not st.get("status") or st["status"] != latest["status"]):
-        if not st.get("status") or OrderStatus(latest["status"]).advances_from(st["status"]):
+        if not st.get("status") or status_advances(latest["status"], st["status"]):
             st["status"] = latest["status"]
     if not status.advances_from(st.get("status")):
         return False

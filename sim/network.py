@@ -88,12 +88,13 @@ class SimNetwork:
 
     def request(self, call: Call, headers: Mapping[str, str]) -> Request:
         # The interpreter sends the same few header names on every call: lower-case each set of
-        # names once, then pair them with the values in C (a later duplicate name wins, as before).
+        # names once, then pair them with the values (a later duplicate name wins, as before; for
+        # three or four headers a comprehension beats dict(zip(..., map(str, ...)))).
         names = tuple(headers)
         lower = _LOWER.get(names)
         if lower is None:
             lower = _LOWER[names] = tuple(k.lower() for k in names)
-        h = dict(zip(lower, map(str, headers.values()), strict=True))
+        h = {k: str(v) for k, v in zip(lower, headers.values(), strict=True)}
         if call.idempotency_key and "idempotency-key" not in h:
             h["idempotency-key"] = call.idempotency_key
         if call.correlation_id and "x-correlation-id" not in h:
@@ -217,9 +218,18 @@ def envelope(ev: WebhookEvent, start: str | None = None, data: Any = None) -> di
     """The webhook envelope of docs/internals.md, as the live sender builds it (``occurred_at`` ISO
     8601 from the scenario start): ``mocks.webhooks.envelope``, with the start parsed once per
     run instead of per event (``tests/test_network.py`` holds the two equal)."""
-    from mocks.webhooks import DEFAULT_START, envelope_at  # lazily: mocks.webhooks imports httpx
+    at = _WEBHOOKS
+    if not at:
+        # Lazily (mocks.webhooks imports httpx), once: an import statement here, run per webhook,
+        # was ~1 % of a run's simulate phase.
+        from mocks.webhooks import DEFAULT_START, envelope_at
 
-    return envelope_at(ev, _occurred_at(ev.occurred_at, DEFAULT_START if start is None else start), data)
+        at[:] = (DEFAULT_START, envelope_at)
+    default_start, envelope_at = at
+    return envelope_at(ev, _occurred_at(ev.occurred_at, default_start if start is None else start), data)
+
+
+_WEBHOOKS: list[Any] = []  # mocks.webhooks' (DEFAULT_START, envelope_at), once imported
 
 
 @functools.lru_cache(maxsize=8)

@@ -173,3 +173,35 @@ def test_erp_order_lines_use_base_unit_quantity():
     assert m.parse_erp_date("20260309") == dt.date(2026, 3, 9)
     with pytest.raises(MappingError):
         m.parse_erp_date("2026-03-09")
+
+
+def test_status_advances_by_value_decides_as_the_enum_members_did() -> None:
+    """``status_advances`` (ranks by value) against the rules written on members, for every pair of
+    statuses as members and as strings, None, and values that are not statuses (a ValueError)."""
+    import pytest
+
+    from reference_integration.canonical import _RANK, OrderStatus, status_advances
+
+    def by_members(new: OrderStatus | str, current: OrderStatus | str | None) -> bool:
+        self = OrderStatus(new)
+        if current is None:
+            return True
+        cur = OrderStatus(current)
+        if cur == self or cur in (OrderStatus.DELIVERED, OrderStatus.CANCELLED):
+            return False
+        if self in (OrderStatus.EXCEPTION, OrderStatus.CANCELLED):
+            return True
+        if cur == OrderStatus.EXCEPTION:
+            return _RANK[self] > _RANK[OrderStatus.SUBMITTED]
+        return _RANK[self] > _RANK[cur]
+
+    values: list[OrderStatus | str] = [*OrderStatus, *(s.value for s in OrderStatus)]
+    for new in values:
+        assert status_advances(new, None) is True
+        for cur in values:
+            assert status_advances(new, cur) == by_members(new, cur) == OrderStatus(new).advances_from(cur)
+        for bad in ("Closed", "", 3, ["Booked"]):
+            with pytest.raises(ValueError):
+                status_advances(new, bad)  # type: ignore[arg-type]
+            with pytest.raises(ValueError):
+                status_advances(bad, cur)  # type: ignore[arg-type]

@@ -187,3 +187,43 @@ def test_sqlite_state_add_is_one_insert_and_a_put_replaces_the_members(tmp_path:
     third = SqliteStore(tmp_path / "m.db")
     assert third.get_state("touched:0") == ["b", "d", "e"]
     third.close()
+
+
+def test_memory_state_add_leaves_what_the_read_and_rewrite_fallback_leaves() -> None:
+    """``MemoryStore.state_add`` (a member set beside the bucket, the list extended in place when
+    nobody else holds it) against ``workflows.save``'s fallback, with the sweep's rewrites in
+    between and lists held across adds: the same lists, the same index, and a held list never
+    changes under its holder."""
+    import random
+
+    from reference_integration.reconciliation import DueIndex
+
+    def fallback(s: MemoryStore, key: str, member: str) -> None:
+        ids = s.get_state(key) or []
+        if member not in ids:
+            s.put_state(key, [*ids, member])
+
+    for seed in range(20):
+        rng = random.Random(seed)
+        fast, slow = MemoryStore(index=DueIndex()), MemoryStore(index=DueIndex())
+        held: list[tuple[list[str], list[str]]] = []
+        for _ in range(300):
+            key, member, op = f"touched:{rng.randrange(3)}", f"o{rng.randrange(40)}", rng.random()
+            if op < 0.7:
+                assert fast.state_add(key, member) is True
+                fallback(slow, key, member)
+            elif op < 0.85:  # the sweep drops closed orders from a bucket
+                gone = {f"o{rng.randrange(40)}" for _ in range(3)}
+                for s in (fast, slow):
+                    s.put_state(key, [c for c in (s.get_state(key) or []) if c not in gone])
+            elif op < 0.95:  # a reader keeps the list it read (the sweep without an index)
+                got = fast.get_state(key)
+                if got is not None:
+                    held.append((got, list(got)))
+            else:
+                held.clear()
+            assert fast.state == slow.state
+            assert all(lst == snapshot for lst, snapshot in held)
+        fi, si = fast.index, slow.index
+        assert isinstance(fi, DueIndex) and isinstance(si, DueIndex)
+        assert (fi._buckets, fi._bucket_len, fi._closed, fi._seq) == (si._buckets, si._bucket_len, si._closed, si._seq)

@@ -101,11 +101,19 @@ class SystemCore:
         self.ledger = ledger if ledger is not None else Ledger(self.system)
         self.emit: Emit = emit or _drop
         self._event_ids = itertools.count(1)
+        # op name -> bound ``op_<name>``, looked up once: the name concatenation and attribute
+        # lookup per request were ~1 % of a virtual run.
+        self._ops: dict[str, Callable[[Request], Response]] = {}
 
     def handle(self, req: Request) -> Response:
-        fn = getattr(self, "op_" + req.op, None)
-        if fn is None or req.op not in self.routes:
-            return error(404, "unknown_operation", f"{self.system} has no operation {req.op!r}")
+        op = req.op
+        fn = self._ops.get(op)
+        if fn is None:
+            fn = getattr(self, "op_" + op, None)
+            if fn is not None:
+                self._ops[op] = fn
+        if fn is None or op not in self.routes:
+            return error(404, "unknown_operation", f"{self.system} has no operation {op!r}")
         return fn(req)
 
     def record(self, req: Request | None, kind: str, entity: str, ref: str | None = None, **data: Any) -> None:
