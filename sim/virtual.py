@@ -32,7 +32,7 @@ from sim.reconcile import ENTRY_COLUMNS, entries_frame, exceptions_frame, reconc
 from sim.rng import Streams
 from sim.runfolder import calls_frame, events_frame, ledgers_events_frame, make_meta, now_iso, write_run
 from sim.scenario import Scenario, SystemName
-from sim.tables import Table, TableField, TableFile, TempDir
+from sim.tables import Table, TableField, TableFile, TempDir, release_memory
 from sim.world.faults import schedule_world_faults
 
 SYSTEMS = tuple(s.value for s in SystemName)
@@ -495,10 +495,10 @@ def analyse(
     try:
         events = _events_table(ledgers, home.path / "events.parquet", home)
         del ledgers
-        _trim()
+        release_memory()
         calls = _calls_table(call_records, home.path / "calls.parquet", home)
         del call_records
-        _trim()
+        release_memory()
         return _finish(scenario, sim, t0, wall_start_iso, events, calls, out, report)
     except BaseException:
         home.cleanup()
