@@ -80,12 +80,14 @@ class TableFile:
 
     def batches(self, columns: Sequence[str] | None = None, rows: int = CHUNK) -> Iterator[pa.RecordBatch]:
         """The table ``rows`` at a time as Arrow record batches, in order (only ``columns`` when
-        given). Read on this thread and Arrow's pool trimmed between batches: decoded on Arrow's
-        worker threads, the buffers of a quarter's events stayed in those threads' mimalloc heaps
-        after they were freed (~90 MiB at 40k orders), and even on one thread mimalloc kept each
-        batch's freed pages for a while instead of reusing them (the analysis peak grew ~50 MiB)."""
+        given). Memory stays that of a batch or two (docs/benchmarks.md, sixth session): no
+        ``pre_buffer``, which reads every row group's columns ahead into buffers held until the
+        reader is done (~0.5 KB an order of events for reconciliation's columns); read on this
+        thread, as buffers decoded on Arrow's workers stayed in their mimalloc heaps once freed;
+        and Arrow's pool trimmed between batches, as mimalloc kept freed pages instead of reusing
+        them."""
         pool = pa.default_memory_pool()
-        with pq.ParquetFile(self.path) as f:
+        with pq.ParquetFile(self.path, pre_buffer=False) as f:
             names = None if columns is None else list(columns)
             for batch in f.iter_batches(batch_size=rows, columns=names, use_threads=False):
                 yield batch
