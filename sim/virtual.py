@@ -541,6 +541,7 @@ def _finish(
     # no demand frame, it reads the demand into its own columns (no line lists per order).
     exc, sim_s = sim.exceptions, sim.sim_s
     orders = reconcile(events, exceptions=exc, end=sim_s)
+    release_memory()  # reconciliation's columns and lists, freed once the frame was built
     wall_s = time.perf_counter() - t0
     kpis = compute_kpis(orders, calls=calls, faults=scenario.faults, sim_s=sim_s, wall_s=wall_s, counters=sim.counters)
     breaches = check_slo(kpis, scenario.slo)
@@ -557,7 +558,7 @@ def _finish(
     result.dlq = sim.dlq
     result.sim_events = sim.sim_events
     result.paged = sim.paged
-    _trim()
+    release_memory()
     if out is not None:
         result.write(out, report)
     return result
