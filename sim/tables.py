@@ -38,8 +38,8 @@ _malloc_trim = _load_malloc_trim()
 
 def release_memory() -> None:
     """Give the pages the last analysis step freed back to the OS. Arrow's pool (mimalloc) keeps
-    freed segments for reuse and glibc keeps freed heap pages: the chunked reads of a run's tables
-    left ~150 MiB of both behind, under every later step's peak (docs/benchmarks.md, sixth
+    freed segments for reuse and glibc keeps freed heap pages: one pass over a 40k-order run's
+    events left ~90 MiB of them behind, under every later step's peak (docs/benchmarks.md, sixth
     session). Costs a few milliseconds."""
     pa.default_memory_pool().release_unused()
     _malloc_trim()
