@@ -350,9 +350,7 @@ def _located(entries: Table, index: dict[Any, int], end: float) -> Iterator[tupl
         keep = refs.indices.is_valid().to_numpy(zero_copy_only=False) & ~(ts > end)
         system, s_names = _codes(batch.column("system"))
         kind, k_names = _codes(batch.column("kind"))
-        reads = np.array([[(s, k) in _READS_DATA for k in k_names] for s in s_names], dtype=bool).reshape(
-            len(s_names), len(k_names)
-        )
+        reads = np.array([[(s, k) in _READS_DATA for k in k_names] for s in s_names], dtype=bool)
         wanted = reads[system, kind] & keep
         data: list[Any] = [None] * len(batch)
         rows = np.flatnonzero(wanted)
