@@ -78,7 +78,9 @@ def backlog_at(orders: pd.DataFrame, times: np.ndarray) -> np.ndarray:
 
 def rolling_latency(orders: pd.DataFrame, times: np.ndarray, window_s: float, q: float = 95) -> np.ndarray:
     """p95 of settle latency of the orders submitted in (t - window, t]; NaN where there are none."""
-    o = orders.sort_values("t_submitted")
+    # Only the two columns sorted: the whole frame's copy (its text columns too) was the KPIs'
+    # memory peak; the order is the same, decided by ``t_submitted`` alone.
+    o = orders[["t_submitted", "t_settled"]].sort_values("t_submitted")
     ts = o["t_submitted"].to_numpy(dtype=float)
     lat = (o["t_settled"] - o["t_submitted"]).to_numpy(dtype=float)
     # Never settled: as slow as can be (a huge finite number: inf would make percentile
@@ -168,12 +170,15 @@ def compute_kpis(
     oc = outcome_counts(orders)
     dlq = oc["dead_lettered_business"] + oc["dead_lettered_technical"]
     fallout = sum(oc[o] for o in FALLOUT)
-    accepted = orders[orders["erp_orders"] > 0] if n else orders
-
+    # Each cut takes only the columns read from it: a row filter copies every column it is given,
+    # and the orders' text columns (ids, keys, statuses) were most of the KPIs' memory.
+    cut = orders[["erp_orders", "credit_hold", "backordered", "qty_ordered", "qty_reserved"]] if n else orders
+    accepted = cut[orders["erp_orders"] > 0] if n else cut
+    on_time_cols = orders[["requested_t", "t_delivered", "lines_match", "outcome"]] if n else orders
     if n and orders["requested_t"].notna().any():
-        due = orders[orders["requested_t"].notna() & (orders["requested_t"] <= sim_s)]
+        due = on_time_cols[orders["requested_t"].notna() & (orders["requested_t"] <= sim_s)]
     else:
-        due = orders
+        due = on_time_cols
     on_time = due["t_delivered"].notna() & (due["t_delivered"] <= due["requested_t"].fillna(np.inf))
     in_full = (due["lines_match"].fillna(False).astype(bool)) & (due["outcome"] != "duplicate")
     # Credit holds reserve nothing by policy, not for want of stock: leave them out of fill rate.

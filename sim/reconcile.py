@@ -48,8 +48,10 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from sim.tables import Table, chunks
+from sim.tables import Table, TableFile, chunks, release_memory
 
 OUTCOMES = (
     "duplicate",
@@ -242,6 +244,22 @@ class _Demand:
         return marshal.loads(memoryview(self.lines)[self.ends[j - 1] if j else 0 : self.ends[j]])
 
 
+def _submits(entries: Table) -> Iterator[tuple[list[Any], list[Any], list[Any]]]:
+    """The CRM ``order.submitted`` rows' ref, t and data, a chunk at a time, as ``demand_log``
+    reads them (a missing ref or data is NaN there and None here: both are "not a str"). From a
+    file the rows are picked in Arrow: only these become Python objects, not every row's JSON."""
+    if isinstance(entries, TableFile):
+        for batch in entries.batches(("system", "kind", "ref", "t", "data")):
+            crm = pc.and_(pc.equal(batch.column("system"), "crm"), pc.equal(batch.column("kind"), "order.submitted"))
+            sub = batch.filter(crm)  # a null system or kind is dropped, as False was
+            t = sub.column("t").to_numpy(zero_copy_only=False).tolist()  # (a null t: NaN, as pandas gives)
+            yield sub.column("ref").to_pylist(), t, sub.column("data").to_pylist()
+        return
+    for part in chunks(entries, ("system", "kind", "ref", "t", "data")):
+        sub = part[(part["system"] == "crm") & (part["kind"] == "order.submitted")]
+        yield sub["ref"].tolist(), sub["t"].tolist(), sub["data"].tolist()
+
+
 def _demand_of(entries: Table) -> _Demand | None:
     """``demand_log(entries)`` read straight into columns, never a frame of line lists. None where
     the columns would not give exactly what that frame gives (an order submitted twice, an id or a
@@ -249,9 +267,8 @@ def _demand_of(entries: Table) -> _Demand | None:
     dem = _Demand()
     requested = array("d")
     customers: dict[str | None, str | None] = {}  # one str per customer, not per order
-    for part in chunks(entries, ("system", "kind", "ref", "t", "data")):
-        sub = part[(part["system"] == "crm") & (part["kind"] == "order.submitted")]
-        for ref, t, data in zip(sub["ref"].tolist(), sub["t"].tolist(), sub["data"].tolist(), strict=True):
+    for refs, times, datas in _submits(entries):
+        for ref, t, data in zip(refs, times, datas, strict=True):
             d = _data(data)
             key = d.get("key") or d.get("po_number") or d.get("PoNumber")
             customer_no = d.get("customer_no") or d.get("ErpCustomerNo__c")
@@ -300,6 +317,64 @@ class _Orders:
         self.lines: dict[int, list[dict[str, float] | None]] = {}
 
 
+# The (system, kind) pairs whose ``data`` the scan reads; other rows' JSON is never decoded.
+_READS_DATA = frozenset(
+    (
+        ("erp", "sales_order.created"),
+        ("erp", "sales_order.backordered"),
+        ("wms", "fulfilment.created"),
+        ("crm", "order.status_changed"),
+    )
+)
+
+
+def _located(entries: Table, index: dict[Any, int], end: float) -> Iterator[tuple[Any, str, str, int, Any]]:
+    """The entries the scan folds, in order: ``(t, system, kind, i, data)`` with ``i`` the row of
+    the order the entry's ref names (-1: no demand order), leaving out entries without a ref and
+    entries after ``end``. ``data`` is given where the scan reads it (``_READS_DATA``)."""
+    if not isinstance(entries, TableFile):
+        for t, system, kind, ref, data in _rows(entries, ("t", "system", "kind", "ref", "data")):
+            if ref is None or (isinstance(ref, float) and pd.isna(ref)) or t > end:
+                continue
+            yield t, system, kind, index.get(ref, -1), data
+        return
+    # From a file, a chunk's columns are codes in Arrow and NumPy: each distinct ref, system and
+    # kind of a chunk becomes a Python str once (not once a row), and only the rows whose JSON the
+    # scan reads have it decoded. Per row that were five objects, a str of ~300 B among them.
+    for batch in entries.batches(("t", "system", "kind", "ref", "data")):
+        ts = batch.column("t").to_numpy(zero_copy_only=False)
+        refs = batch.column("ref").dictionary_encode()
+        known = np.array([index.get(r, -1) for r in refs.dictionary.to_pylist()] + [-1], dtype=np.int64)
+        codes = refs.indices.fill_null(len(refs.dictionary)).to_numpy(zero_copy_only=False)
+        at = known[codes]
+        keep = refs.indices.is_valid().to_numpy(zero_copy_only=False) & ~(ts > end)
+        system, s_names = _codes(batch.column("system"))
+        kind, k_names = _codes(batch.column("kind"))
+        reads = np.array([[(s, k) in _READS_DATA for k in k_names] for s in s_names], dtype=bool)
+        wanted = reads[system, kind] & keep
+        data: list[Any] = [None] * len(batch)
+        rows = np.flatnonzero(wanted)
+        for r, d in zip(rows.tolist(), batch.column("data").take(pa.array(rows)).to_pylist(), strict=True):
+            data[r] = d
+        rows = np.flatnonzero(keep)
+        yield from zip(
+            ts[rows].tolist(),
+            [s_names[c] for c in system[rows].tolist()],
+            [k_names[c] for c in kind[rows].tolist()],
+            at[rows].tolist(),
+            [data[r] for r in rows.tolist()],
+            strict=True,
+        )
+
+
+def _codes(column: pa.Array) -> tuple[np.ndarray, list[Any]]:
+    """A text column as codes into its distinct values (a null is its own value, None: it is
+    never one of the names the scan compares with, as NaN was not)."""
+    enc = column.dictionary_encode()
+    names = [*enc.dictionary.to_pylist(), None]
+    return enc.indices.fill_null(len(names) - 1).to_numpy(zero_copy_only=False), names
+
+
 def _scan(entries: Table, dem: _Demand, end: float) -> tuple[_Orders, list[str], int]:
     """The ledgers' entries (time order) folded into ``_Orders``; also the CRM statuses by code
     and the creates of unknown orders."""
@@ -309,13 +384,10 @@ def _scan(entries: Table, dem: _Demand, end: float) -> tuple[_Orders, list[str],
     orphans = 0
     if entries.empty:
         return o, names, 0
-    index, flags, last_t = dem.index, o.flags, o.last_t
+    flags, last_t = o.flags, o.last_t
     repeated = {r for r, k in Counter(dem.rows).items() if k > 1} if dem.rows is not None else set()
-    for t, system, kind, ref, data in _rows(entries, ("t", "system", "kind", "ref", "data")):
-        if ref is None or (isinstance(ref, float) and pd.isna(ref)) or t > end:
-            continue
-        i = index.get(ref)
-        if i is None:
+    for t, system, kind, i, data in _located(entries, dem.index, end):
+        if i < 0:
             if (system, kind) in _CREATES:
                 orphans += 1  # a create carrying an id the harness never issued: a mapping error
             continue
@@ -453,7 +525,9 @@ def reconcile(
     dem = _demand_of(entries) if demand is None and not entries.empty else None
     if dem is None:
         dem = _demand_from(demand if demand is not None else demand_log(entries))
+    release_memory()
     o, names, orphans = _scan(entries, dem, end)
+    release_memory()
     dem.index = {}
     if dem.rows is None:  # every order compared its lines in the scan
         dem.lines, dem.ends = bytearray(), array("q")

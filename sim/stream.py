@@ -81,6 +81,10 @@ class _RowGroups:
                 at += self.size
             self.parts = [whole.slice(at)] if self.pending > at else []
             self.pending -= at
+            del whole
+            # The written groups' buffers are free now (the parts left are slices of the last
+            # ones): hand mimalloc's freed pages back instead of letting them pile up.
+            pa.default_memory_pool().release_unused()
 
     def close(self) -> int:
         if self.pending:

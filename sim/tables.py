@@ -12,14 +12,37 @@ from __future__ import annotations
 import shutil
 import tempfile
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 CHUNK = 1 << 16  # rows per chunk read back (reconciliation scanned in chunks of this size before)
+
+
+def _load_malloc_trim() -> Callable[[], Any]:
+    try:
+        import ctypes
+
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        return lambda: None
+    return lambda: trim(0)
+
+
+_malloc_trim = _load_malloc_trim()
+
+
+def release_memory() -> None:
+    """Give the pages the last analysis step freed back to the OS. Arrow's pool (mimalloc) keeps
+    freed segments for reuse and glibc keeps freed heap pages: one pass over a 40k-order run's
+    events left ~90 MiB of them behind, under every later step's peak (docs/benchmarks.md, sixth
+    session). Costs a few milliseconds."""
+    pa.default_memory_pool().release_unused()
+    _malloc_trim()
 
 
 class TempDir:
@@ -55,11 +78,26 @@ class TableFile:
         """The whole table as the DataFrame it was written from."""
         return pd.read_parquet(self.path)
 
+    def batches(self, columns: Sequence[str] | None = None, rows: int = CHUNK) -> Iterator[pa.RecordBatch]:
+        """The table ``rows`` at a time as Arrow record batches, in order (only ``columns`` when
+        given). Memory stays that of a batch or two (docs/benchmarks.md, sixth session): no
+        ``pre_buffer``, which reads every row group's columns ahead into buffers held until the
+        reader is done (~0.5 KB an order of events for reconciliation's columns); read on this
+        thread, as buffers decoded on Arrow's workers stayed in their mimalloc heaps once freed;
+        and Arrow's pool trimmed between batches, as mimalloc kept freed pages instead of reusing
+        them."""
+        pool = pa.default_memory_pool()
+        with pq.ParquetFile(self.path, pre_buffer=False) as f:
+            names = None if columns is None else list(columns)
+            for batch in f.iter_batches(batch_size=rows, columns=names, use_threads=False):
+                yield batch
+                del batch
+                pool.release_unused()
+
     def chunks(self, columns: Sequence[str] | None = None, rows: int = CHUNK) -> Iterator[pd.DataFrame]:
         """The table ``rows`` at a time, in order (only ``columns`` when given)."""
-        with pq.ParquetFile(self.path) as f:
-            for batch in f.iter_batches(batch_size=rows, columns=None if columns is None else list(columns)):
-                yield batch.to_pandas()
+        for batch in self.batches(columns, rows):
+            yield batch.to_pandas()
 
 
 Table = pd.DataFrame | TableFile

@@ -32,7 +32,7 @@ from sim.reconcile import ENTRY_COLUMNS, entries_frame, exceptions_frame, reconc
 from sim.rng import Streams
 from sim.runfolder import calls_frame, events_frame, ledgers_events_frame, make_meta, now_iso, write_run
 from sim.scenario import Scenario, SystemName
-from sim.tables import Table, TableField, TableFile, TempDir
+from sim.tables import Table, TableField, TableFile, TempDir, release_memory
 from sim.world.faults import schedule_world_faults
 
 SYSTEMS = tuple(s.value for s in SystemName)
@@ -521,10 +521,10 @@ def analyse(
     try:
         events = _events_table(ledgers, home.path / "events.parquet", home)
         del ledgers
-        _trim()
+        release_memory()
         calls = _calls_table(call_records, home.path / "calls.parquet", home)
         del call_records
-        _trim()
+        release_memory()
         return _finish(scenario, sim, t0, wall_start_iso, events, calls, out, report)
     except BaseException:
         home.cleanup()
@@ -567,6 +567,7 @@ def _finish(
     # no demand frame, it reads the demand into its own columns (no line lists per order).
     exc, sim_s = sim.exceptions, sim.sim_s
     orders = reconcile(events, exceptions=exc, end=sim_s)
+    release_memory()  # reconciliation's columns and lists, freed once the frame was built
     wall_s = time.perf_counter() - t0
     kpis = compute_kpis(orders, calls=calls, faults=scenario.faults, sim_s=sim_s, wall_s=wall_s, counters=sim.counters)
     breaches = check_slo(kpis, scenario.slo)
@@ -583,7 +584,7 @@ def _finish(
     result.dlq = sim.dlq
     result.sim_events = sim.sim_events
     result.paged = sim.paged
-    _trim()
+    release_memory()
     if out is not None:
         result.write(out, report)
     return result

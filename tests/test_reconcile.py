@@ -9,6 +9,7 @@ import pytest
 
 from mocks.ledger import Ledger
 from sim.reconcile import (
+    ENTRY_COLUMNS,
     _demand_of,
     demand_log,
     entries_frame,
@@ -17,6 +18,8 @@ from sim.reconcile import (
     outcome_counts,
     reconcile,
 )
+from sim.runfolder import events_frame
+from sim.tables import TableFile
 
 LINES = [["SKU-1", 12], ["SKU-2", 5]]
 
@@ -327,3 +330,30 @@ def test_a_demand_the_columns_do_not_cover_takes_the_frame_path(odd: str):
     assert _demand_of(entries) is None
     got = reconcile(entries, end=10 * 86400)
     pd.testing.assert_frame_equal(got, reconcile(entries, demand_log(entries), end=10 * 86400), check_exact=True)
+
+
+@pytest.mark.parametrize("odd", [None, "submitted twice"])
+def test_an_events_file_read_a_few_rows_at_a_time_gives_what_the_frame_gives(tmp_path, monkeypatch, odd):
+    """A virtual run reconciles from events.parquet (``TableFile``): CRM submits picked in Arrow,
+    refs located per distinct value, only the JSON the scan reads decoded. Row groups and batches
+    of a few rows cut every order's entries apart; an entry without a ref, an orphan create and
+    entries after ``end`` behave as in the frame."""
+    w = _every_kind_of_order()
+    w.led["wms"].append(15, "fulfilment.created", "FO-9")  # no ref
+    w.led["carrier"].append(16, "shipment.created", "1Z9", ref="nobody")  # an orphan
+    if odd:
+        w.submit("A", t=1, lines=[["SKU-1", 1]])
+    frame = events_frame(w.frame())  # data as JSON text, as events.parquet holds it
+    path = tmp_path / "events.parquet"
+    frame.to_parquet(path, index=False, row_group_size=4)
+    entries = TableFile(path, len(frame), ENTRY_COLUMNS)
+    batches = TableFile.batches
+    monkeypatch.setattr(TableFile, "batches", lambda self, columns=None, rows=0: batches(self, columns, 3))
+    assert len(list(entries.batches(("t",)))) == -(-len(frame) // 3)
+    exc = exceptions_frame([{"crm_id": "L", "category": "technical", "reason": "x", "t": 40.0}])
+    for end in (15.0, 605.0, 10 * 86400):
+        got = reconcile(entries, exceptions=exc, end=end)
+        want = reconcile(frame, exceptions=exc, end=end)
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+        assert got.attrs == want.attrs == {"orphans": 2 if end > 15 else 1}
+    assert (_demand_of(entries) is None) == bool(odd)
