@@ -162,9 +162,11 @@ def _use_cold(world: World) -> None:
             use(world.cold)
 
 
-def build(scenario: Scenario, cold: bool = False) -> World:
+def build(scenario: Scenario, cold: bool = False, cold_dir: str | None = None) -> World:
     """The world in one SimPy environment; ``cold`` pages idle per-order state out to a temporary
-    SQLite file (``mocks.coldmap``): the same run, in memory bounded by the orders in flight."""
+    SQLite file (``mocks.coldmap``): the same run, in memory bounded by the orders in flight. The
+    file goes in ``cold_dir`` if given (a run's spill directory, which the parent removes whatever
+    happens to a forked child), else in a directory of its own."""
     md_mod = _need("sim.masterdata", "generate")
     demand_mod = _need("sim.demand", "DemandModel")
     cores_mod = {
@@ -198,7 +200,7 @@ def build(scenario: Scenario, cold: bool = False) -> World:
     ctx = wf.WorkflowContext(**ctx_kw)
     world = World(env, streams, md, ledgers, cores, engines, gateways, net, hooks, runtime, ctx)
     if cold:
-        world.cold = ColdStore()
+        world.cold = ColdStore(cold_dir)
         _use_cold(world)
 
     def dispatch(envelope: dict[str, Any]) -> bool:
@@ -424,7 +426,7 @@ def simulate(
     sent the result back has nothing to free it for (a full collection of the world's heap was
     ~2 % of a run's simulate phase)."""
     t0 = time.perf_counter() if t0 is None else t0
-    world = build(scenario, cold=cold)
+    world = build(scenario, cold=cold, cold_dir=spill_dir)
     # The built world (master data, routes, cores' indexes, the scenario) lives to the end: frozen,
     # the collections of older generations during the run (one per 50 young ones at
     # ``RUN_GC_THRESHOLD``, so only in long runs) do not rescan it. Little at any size measured:

@@ -83,8 +83,8 @@ def test_paging_out_between_every_few_events_serves_every_document_the_same(monk
     build, counters = v.build, v._counters
     seen: dict[bool, dict[str, Any]] = {}
 
-    def build_spilling(scenario: Any, cold: bool = False) -> Any:
-        world = build(scenario, cold=cold)
+    def build_spilling(scenario: Any, cold: bool = False, cold_dir: str | None = None) -> Any:
+        world = build(scenario, cold=cold, cold_dir=cold_dir)
         if world.cold is not None:
             env, spill, step = world.env, world.cold.spill, world.env.step
             n = itertools.count()

@@ -113,3 +113,24 @@ def test_a_virtual_run_simulated_in_a_child_is_the_same_run() -> None:
     assert a.sim_events == b.sim_events > 0
     assert [e.category for e in a.dlq] == [e.category for e in b.dlq]
     assert seen[True] == seen[False] and seen[True][-1] == "reconcile"
+
+
+def test_a_cold_run_whose_child_is_killed_leaves_no_scratch_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The child's cold-store file lives in the run's spill directory, which the parent removes
+    whatever became of the child: a SIGKILLed child (the OOM killer) leaves nothing in TMPDIR."""
+    import sim.virtual as virtual
+    from sim.scenario import load_scenario
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    def killed_after_build(world, *args):  # type: ignore[no-untyped-def]
+        assert world.cold is not None  # its file is made by now
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    monkeypatch.setattr(virtual, "_run", killed_after_build)
+    sc = load_scenario(ROOT / "scenarios" / "quarter_end_surge.yaml", ["demand.orders=50"])
+    with pytest.raises(ChildFailed, match="killed by signal 9"):
+        virtual.run_virtual(sc, seed=3, report=False, isolate=True, spill=True, cold=True)
+    assert list(tmp_path.iterdir()) == []
