@@ -73,6 +73,8 @@ class KeyCodec(Protocol):
     def number(self, key: Any) -> int | None: ...
 
     def key(self, number: int) -> Any: ...
+
+
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 # SQLite's page cache is resident memory holding copies of what was just paged out: keep it small;
 # a miss is a read from the OS's file cache.

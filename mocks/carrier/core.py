@@ -75,6 +75,7 @@ _CODES = tuple(SERVICE_CODES.values())
 _CODE_INDEX = {code: i for i, code in enumerate(_CODES)}
 _HEAD = "1Z" + SHIPPER_ACCOUNT
 _WRAP = 10**7  # a tracking number carries the shipment number's last 7 digits
+_DIGITS = "0123456789"
 
 
 def _tracking(code: str, digits: str) -> str:
@@ -84,23 +85,25 @@ def _tracking(code: str, digits: str) -> str:
 
 class TrackingNumbers:
     """The carrier's tracking numbers as a ``mocks.coldmap.KeyCodec``: shipment ``n``'s number is
-    its service code and ``n``'s last 7 digits, so the codec keeps each shipment's service (a
-    byte each) and numbers a tracking number by its digits while they are below ``_WRAP``."""
+    its service code, ``n``'s last 7 digits and a check digit, so the codec keeps each shipment's
+    service and check digit (a byte) and numbers a tracking number by its digits while they are
+    below ``_WRAP``."""
 
-    __slots__ = ("_codes",)
+    __slots__ = ("_minted",)
 
     def __init__(self) -> None:
-        self._codes = bytearray()  # at n - 1: the index of shipment n's service code
+        self._minted = bytearray()  # at n - 1: 10 * index of shipment n's service code + check digit
 
     def mint(self, n: int, service: str) -> str:
         """The tracking number of shipment ``n`` (numbered 1, 2, ...) of ``service``."""
         code = SERVICE_CODES[service]
-        if n == len(self._codes) + 1 and n < _WRAP:
-            self._codes.append(_CODE_INDEX[code])
-        return _tracking(code, f"{n:07d}"[-7:])
+        tn = _tracking(code, f"{n:07d}"[-7:])
+        if n == len(self._minted) + 1 and n < _WRAP:
+            self._minted.append(10 * _CODE_INDEX[code] + int(tn[-1]))
+        return tn
 
     def key(self, number: int) -> str:
-        return _tracking(_CODES[self._codes[number - 1]], f"{number:07d}")
+        return _tracking(_CODES[self._minted[number - 1] // 10], f"{number:07d}")
 
     def number(self, key: Any) -> int | None:
         if type(key) is not str or len(key) != 18 or not key.startswith(_HEAD):
@@ -109,9 +112,11 @@ class TrackingNumbers:
         if not (digits.isascii() and digits.isdigit()):
             return None
         n = int(digits)
-        if not 0 < n <= len(self._codes) or _CODES[self._codes[n - 1]] != key[8:10]:
+        if not 0 < n <= len(self._minted):
             return None
-        return n if _tracking(key[8:10], digits) == key else None
+        # The head, the digits (so n) and then the service code and check digit n was minted with.
+        code, check = divmod(self._minted[n - 1], 10)
+        return n if key[8:10] == _CODES[code] and key[17] == _DIGITS[check] else None
 
 
 @dataclass(slots=True)
