@@ -26,6 +26,13 @@ stores such a field of a dict value as a reference into the table, so it comes b
 same object, and ``store.alone`` (a deeper ``can_spill``) refuses a value any of whose other
 mutable inner objects something outside holds.
 
+Keys cost memory too: a key string, its dict slot and its entry in the interpreter's intern table
+are ~150 B per order per map, for every order of the quarter, paged out or not. A map given a
+``KeyCodec`` (the cores' ids are a prefix and a sequence number) keeps its values in a list by
+number while keys come as the codec's numbers in sequence, which is how a core mints them: no key
+string, no dict slot. Any other key (one that is not the formatting of a number, a number out of
+sequence, a delete) turns it into the dict it stands for, for good; it behaves as one either way.
+
 Spilling happens only when ``ColdStore.spill`` is called (the run loop does it between steps,
 never inside a request), so a value a caller is working on is never paged out under it.
 """
@@ -40,7 +47,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 K = TypeVar("K", str, int)
 V = TypeVar("V")
@@ -57,6 +64,17 @@ class _Cold:
 
 COLD: Any = _Cold()
 _MISSING: Any = object()
+
+
+class KeyCodec(Protocol):
+    """Keys of one form as numbers: ``number(key)`` is ``n`` exactly when ``key == key(n)`` (an
+    equal string, not merely one that parses to ``n``), None for anything else; ``n >= 0``."""
+
+    def number(self, key: Any) -> int | None: ...
+
+    def key(self, number: int) -> Any: ...
+
+
 _PROTOCOL = pickle.HIGHEST_PROTOCOL
 # SQLite's page cache is resident memory holding copies of what was just paged out: keep it small;
 # a miss is a read from the OS's file cache.
@@ -132,6 +150,9 @@ class ColdMap(MutableMapping[K, V], Generic[K, V]):
 
     __slots__ = (
         "_d",
+        "_codec",
+        "_vals",
+        "_first",
         "_touched",
         "_earlier",
         "_hot",
@@ -152,16 +173,23 @@ class ColdMap(MutableMapping[K, V], Generic[K, V]):
         loads: Callable[[bytes], Any] = pickle.loads,
         can_spill: Callable[[Any], bool] = _refcount_alone,
         idle_spills: int = 1,
+        codec: KeyCodec | None = None,
     ) -> None:
         if idle_spills < 1:
             raise ValueError("idle_spills must be at least 1")
         self._d: dict[K, Any] = {}
-        self._touched: set[K] = set()
+        # Dense form (a codec, keys minted in sequence): ``_vals[i]`` is the value of the key
+        # numbered ``_first + i``, and the sets below hold those indexes, not keys. None: a dict.
+        self._codec = codec
+        self._vals: list[Any] | None = None if codec is None else []
+        self._first = 0
+        # Below, "slot": a key (dict form) or an index into ``_vals`` (dense form).
+        self._touched: set[Any] = set()
         # What was touched in each of the previous ``idle_spills - 1`` intervals: not idle yet.
-        self._earlier: list[set[K]] = [set() for _ in range(idle_spills - 1)]
-        # Keys whose value is in memory: what ``spill`` looks at. Walking every key instead made
+        self._earlier: list[set[Any]] = [set() for _ in range(idle_spills - 1)]
+        # Slots whose value is in memory: what ``spill`` looks at. Walking every key instead made
         # each spill cost the whole history (a quarter's million orders, 200+ times a run).
-        self._hot: set[K] = set()
+        self._hot: set[Any] = set()
         self._store = store
         self._table = table
         self._dumps = dumps
@@ -169,15 +197,65 @@ class ColdMap(MutableMapping[K, V], Generic[K, V]):
         self._can_spill = can_spill
         self.stats = ColdStats()
 
+    # -- the dense form
+    def _index(self, key: Any) -> int:
+        """The index of ``key``'s value in ``_vals``; -1 where it has none."""
+        n = self._codec.number(key)  # type: ignore[union-attr]
+        if n is None:
+            return -1
+        i = n - self._first
+        return i if 0 <= i < len(self._vals) else -1  # type: ignore[arg-type]
+
+    def _sql_key(self, key: Any) -> Any:
+        # A key the codec numbers is stored by its number in either form, so turning dense into a
+        # dict leaves every row where it is.
+        if self._codec is not None:
+            n = self._codec.number(key)
+            if n is not None:
+                return n
+        return key
+
+    def _to_dict(self) -> None:
+        """Become the dict the dense form stands for (same order, same values, same idleness)."""
+        vals = self._vals
+        if vals is None:
+            return
+        name, first = self._codec.key, self._first  # type: ignore[union-attr]
+        self._d = {name(first + i): v for i, v in enumerate(vals)}
+
+        def keys(slots: set[int]) -> set[Any]:
+            return {name(first + i) for i in slots}
+
+        self._touched, self._hot = keys(self._touched), keys(self._hot)
+        self._earlier = [keys(e) for e in self._earlier]
+        self._vals = None
+
     # -- reads: a spilled value is loaded, put back in its slot (order unchanged) and touched
     def _load(self, key: K) -> Any:
-        value = self._loads(self._store.read(self._table, key))
+        value = self._loads(self._store.read(self._table, self._sql_key(key)))
         self._d[key] = value  # replacing a value keeps the key's place in the dict's order
         self._hot.add(key)
         self.stats.loaded += 1
         return value
 
+    def _load_at(self, i: int) -> Any:
+        value = self._loads(self._store.read(self._table, self._first + i))
+        self._vals[i] = value  # type: ignore[index]
+        self._hot.add(i)
+        self.stats.loaded += 1
+        return value
+
     def __getitem__(self, key: K) -> V:
+        vals = self._vals
+        if vals is not None:
+            i = self._index(key)
+            if i < 0:
+                raise KeyError(key)
+            value = vals[i]
+            if value is COLD:
+                value = self._load_at(i)
+            self._touched.add(i)
+            return value  # type: ignore[no-any-return]
         value = self._d[key]
         if value is COLD:
             value = self._load(key)
@@ -185,6 +263,16 @@ class ColdMap(MutableMapping[K, V], Generic[K, V]):
         return value  # type: ignore[no-any-return]
 
     def get(self, key: K, default: Any = None) -> Any:
+        vals = self._vals
+        if vals is not None:
+            i = self._index(key)
+            if i < 0:
+                return default
+            value = vals[i]
+            if value is COLD:
+                value = self._load_at(i)
+            self._touched.add(i)
+            return value
         value = self._d.get(key, _MISSING)
         if value is _MISSING:
             return default
@@ -194,21 +282,56 @@ class ColdMap(MutableMapping[K, V], Generic[K, V]):
         return value
 
     def __contains__(self, key: object) -> bool:
+        if self._vals is not None:
+            return self._index(key) >= 0
         return key in self._d
 
     def __len__(self) -> int:
-        return len(self._d)
+        vals = self._vals
+        return len(self._d) if vals is None else len(vals)
 
     def __iter__(self) -> Iterator[K]:
-        return iter(self._d)
+        vals = self._vals
+        if vals is None:
+            return iter(self._d)
+        return self._keys(vals)
+
+    def _keys(self, vals: list[Any]) -> Iterator[K]:
+        name, first, n = self._codec.key, self._first, len(vals)  # type: ignore[union-attr]
+        for i in range(n):
+            yield name(first + i)
+            if self._vals is not vals or len(vals) != n:  # what a dict's iterator refuses too
+                raise RuntimeError("cold map changed size during iteration")
 
     # -- writes
     def __setitem__(self, key: K, value: V) -> None:
+        vals = self._vals
+        if vals is not None:
+            n = self._codec.number(key)  # type: ignore[union-attr]
+            if n is not None:
+                if not vals:
+                    self._first = n
+                i = n - self._first
+                if i == len(vals):
+                    vals.append(value)
+                elif 0 <= i < len(vals):
+                    vals[i] = value
+                else:
+                    i = -1
+                if i >= 0:
+                    self._touched.add(i)
+                    self._hot.add(i)
+                    return
+            self._to_dict()  # a key out of sequence, or of another form
         self._d[key] = value
         self._touched.add(key)
         self._hot.add(key)
 
     def __delitem__(self, key: K) -> None:
+        if self._vals is not None:
+            if self._index(key) < 0:
+                raise KeyError(key)
+            self._to_dict()
         del self._d[key]  # a row left in the file is unreachable: the key is gone
         self._touched.discard(key)
         for earlier in self._earlier:
@@ -217,8 +340,11 @@ class ColdMap(MutableMapping[K, V], Generic[K, V]):
 
     def clear(self) -> None:
         """Remove every key without reading anything back (the mixin's ``clear`` would load every
-        spilled value first); rows left in the file are unreachable."""
+        spilled value first); rows left in the file are unreachable. A map with a codec starts
+        dense again."""
         self._d.clear()
+        if self._codec is not None:
+            self._vals = []
         self._touched.clear()
         for earlier in self._earlier:
             earlier.clear()
@@ -239,26 +365,35 @@ class ColdMap(MutableMapping[K, V], Generic[K, V]):
             for earlier in self._earlier:
                 idle -= earlier
             self._earlier = [*self._earlier[1:], touched]
-        d, can_spill, dumps = self._d, self._can_spill, self._dumps
-        rows: list[tuple[K, bytes]] = []
+        vals = self._vals
+        d: Any = self._d if vals is None else vals
+        can_spill, dumps = self._can_spill, self._dumps
+        slots: list[Any] = []
+        blobs: list[bytes] = []
         value = None
         # In the hot set's (hash) order: only the file's row order depends on it.
-        for key in idle:
-            value = d[key]
+        for slot in idle:
+            value = d[slot]
             if not can_spill(value):
                 self.stats.kept += 1
                 continue
-            rows.append((key, dumps(value)))
+            slots.append(slot)
+            blobs.append(dumps(value))
         del value
-        if rows:
-            self._store.write(self._table, rows)
+        if slots:
+            if vals is None:
+                keys: Any = map(self._sql_key, slots)
+            else:
+                first = self._first
+                keys = (first + i for i in slots)
+            self._store.write(self._table, list(zip(keys, blobs, strict=True)))
             hot = self._hot
-            for key, blob in rows:
-                d[key] = COLD
-                hot.discard(key)
-                self.stats.bytes += len(blob)
-            self.stats.spilled += len(rows)
-        return len(rows)
+            for slot in slots:
+                d[slot] = COLD
+                hot.discard(slot)
+            self.stats.bytes += sum(map(len, blobs))
+            self.stats.spilled += len(slots)
+        return len(slots)
 
 
 class ColdStore:
@@ -424,10 +559,13 @@ class ColdStore:
         loads: Callable[[bytes], Any] = pickle.loads,
         can_spill: Callable[[Any], bool] = _refcount_alone,
         idle_spills: int = 1,
+        codec: KeyCodec | None = None,
     ) -> ColdMap[Any, Any]:
         """A new ``ColdMap`` spilling to its own table ``name`` (letters, digits, ``_``). A value
         pages out once it went untouched through ``idle_spills`` intervals between ``spill``
-        calls: more keeps values that are used again soon in memory (no write, no read back)."""
+        calls: more keeps values that are used again soon in memory (no write, no read back).
+        ``codec``: the keys are mostly one form of numbered id, minted in sequence (see the
+        module's notes)."""
         if not name.replace("_", "").isalnum() or name in self._read_sql:
             raise ValueError(f"cold map name {name!r}: must be unique and made of letters, digits and _")
         db = self._conn()
@@ -435,7 +573,7 @@ class ColdStore:
         db.execute(f"CREATE TABLE {name} (k PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID")
         self._read_sql[name] = f"SELECT v FROM {name} WHERE k = ?"
         self._write_sql[name] = f"INSERT OR REPLACE INTO {name} (k, v) VALUES (?, ?)"
-        m: ColdMap[Any, Any] = ColdMap(self, name, dumps, loads, can_spill, idle_spills)
+        m: ColdMap[Any, Any] = ColdMap(self, name, dumps, loads, can_spill, idle_spills, codec)
         self.maps.append(m)
         return m
 

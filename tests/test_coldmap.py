@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from mocks.coldmap import COLD, ColdStore
+from mocks.core.paging import NumberedIds
 
 
 @dataclass
@@ -268,3 +269,90 @@ def test_dicts_page_out_by_shape_and_share_their_keys(monkeypatch: pytest.Monkey
         assert list(c) == ["status", "id"] and c == {"status": "x", "id": "c"}
         assert m["d"] == {"z": 1} and m["e"] == {1: "int keys", 2: None} and m["f"] == {}
         assert len(store._shapes) == 2
+
+
+def test_a_map_with_a_codec_keeps_numbers_while_keys_come_in_sequence() -> None:
+    ids = NumberedIds("SO-", 7)
+    with ColdStore() as store:
+        m = store.map("orders", codec=ids)
+        for n in range(1, 6):
+            m[ids.key(n)] = Doc(n)
+        assert m._vals is not None and m._d == {}  # no key strings held
+        store.spill(), store.spill()
+        assert all(v is COLD for v in m._vals)
+        assert m["SO-0000003"] == Doc(3) and m.get("SO-0000004").no == 4
+        assert "SO-0000005" in m and "SO-0000006" not in m and "SO-03" not in m and m.get("SO-3") is None
+        with pytest.raises(KeyError):
+            m["SO-0000000"]
+        assert list(m) == [ids.key(n) for n in range(1, 6)] and len(m) == 5
+        m["SO-0000002"] = Doc(20)  # replacing keeps the place
+        m["SO-0000006"] = Doc(6)  # the next number: still dense
+        assert m._vals is not None and list(m)[1] == "SO-0000002" and m["SO-0000002"] == Doc(20)
+        store.spill(), store.spill()
+        m["SO-0000003"]  # one in memory, touched, when the map turns into a dict
+        m["other"] = Doc(0)  # a key of another form: a dict from now on, the same contents
+        assert m._vals is None and list(m) == [*(ids.key(n) for n in range(1, 7)), "other"]
+        assert store.spill() == 0  # both touched in this interval: the idleness went across
+        assert store.spill() == 2
+        assert dict(m.items()) == {
+            **{ids.key(n): Doc(n) for n in (1, 3, 4, 5, 6)},
+            "SO-0000002": Doc(20),
+            "other": Doc(0),
+        }
+        m.clear()
+        assert m._vals == [] and len(m) == 0
+        m["SO-0000009"] = Doc(9)  # a cleared map starts dense again, from any number
+        assert m._vals == [Doc(9)] and list(m) == ["SO-0000009"]
+
+
+def test_a_map_with_a_codec_behaves_as_a_dict_under_random_operations() -> None:
+    rng = random.Random(11)
+    ids = NumberedIds("k", 3)
+    stayed_dense = 0
+    for run in range(20):
+        # Every fourth run sees only keys in sequence and no deletes: it stays dense throughout.
+        odd = 0.0 if run % 4 == 0 else 0.02 + 0.01 * run
+        with ColdStore() as store:
+            m = store.map("m", codec=ids)
+            ref: dict[str, Doc] = {}
+            nxt = 1
+            for step in range(400):
+                op = rng.random()
+                if op < 0.4:  # mostly the next id, now and then one out of sequence or of another form
+                    r = rng.random()
+                    k = ids.key(nxt) if r >= odd else rng.choice([ids.key(rng.randrange(nxt + 3)), f"x{step}"])
+                    nxt += k == ids.key(nxt)
+                    ref[k] = Doc(step)
+                    m[k] = Doc(step)
+                else:
+                    k = ids.key(rng.randrange(1, nxt + 2)) if rng.random() < 0.9 else "k01"
+                    if op < 0.75:
+                        a, b = ref.get(k), m.get(k)
+                        assert a == b
+                        if a is not None:
+                            a.lines.append(step)
+                            b.lines.append(step)
+                        del a, b
+                    elif op < 0.78 and k in ref and odd:
+                        del ref[k]
+                        del m[k]
+                    elif op < 0.85:
+                        assert (k in m) == (k in ref)
+                    else:
+                        store.spill()
+                if step % 37 == 0:
+                    assert list(m) == list(ref) and len(m) == len(ref)
+            assert list(m.items()) == list(ref.items())
+            assert m.stats.spilled > 0 and m.stats.loaded > 0
+            stayed_dense += m._vals is not None
+    assert stayed_dense == 5
+
+
+def test_iterating_a_dense_map_while_it_grows_is_refused_like_a_dict() -> None:
+    ids = NumberedIds("k", 1)
+    with ColdStore() as store:
+        m = store.map("m", codec=ids)
+        m["k1"] = Doc(1)
+        with pytest.raises(RuntimeError, match="changed size"):
+            for n, _ in enumerate(m, 2):
+                m[ids.key(n)] = Doc(n)

@@ -12,7 +12,7 @@ import simpy
 
 from mocks.carrier import CarrierCore
 from mocks.carrier.api import create_app
-from mocks.carrier.core import check_digit, zone
+from mocks.carrier.core import SERVICE_CODES, SHIPPER_ACCOUNT, TrackingNumbers, check_digit, zone
 from mocks.core.base import Request, WebhookEvent
 from sim.masterdata import Address, MasterData
 from sim.masterdata import Warehouse as Site
@@ -181,3 +181,25 @@ def test_http_adapter() -> None:
     paths = app.openapi()["paths"]
     for route in core.routes.values():
         assert route.method.lower() in paths.get(route.path, {}), route
+
+
+def _old_tracking(n: int, service: str) -> str:
+    """How tracking numbers were minted before they had a codec."""
+    stem = SHIPPER_ACCOUNT + SERVICE_CODES[service] + f"{n:07d}"[-7:]
+    return "1Z" + stem + check_digit(stem)
+
+
+def test_tracking_numbers_are_minted_as_before_and_numbered_exactly() -> None:
+    codec = TrackingNumbers()
+    services = list(SERVICE_CODES)
+    minted = [codec.mint(n, services[n % 3]) for n in range(1, 200)]
+    assert minted == [_old_tracking(n, services[n % 3]) for n in range(1, 200)]
+    for n, tn in enumerate(minted, 1):
+        assert codec.number(tn) == n and codec.key(n) == tn
+    other = _old_tracking(5, services[(5 + 1) % 3])  # shipment 5's digits, another service
+    bad_check = minted[4][:-1] + str((int(minted[4][-1]) + 1) % 10)
+    for odd in (other, bad_check, _old_tracking(200, "GROUND"), _old_tracking(0, "GROUND"), "1Z", None):
+        assert codec.number(odd) is None
+    # Past 10^7 shipments the digits wrap: the number names the earlier shipment with the same key.
+    wrapped = codec.mint(10**7 + 5, services[5 % 3])
+    assert wrapped == minted[4] and codec.number(wrapped) == 5

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import enum
 import math
+import random
 import sys
 
 import numpy as np
 
-from mocks.core.paging import RefIndex, Shared, intern, pack, unpack
+from mocks.core.paging import NumberedIds, RefIndex, SalesforceIds, Shared, intern, pack, unpack
+from sim.masterdata import salesforce_id
 
 
 def test_pack_round_trips_exactly_and_keeps_types() -> None:
@@ -72,3 +74,44 @@ def test_anything_not_plainly_built_in_goes_through_pickle() -> None:
         blob = pack(*parts)
         assert blob[0] == 0x80, odd
         assert unpack(blob) == parts
+
+
+def test_salesforce_ids_number_exactly_the_ids_salesforce_id_makes() -> None:
+    rng = random.Random(5)
+    for instance in ("5g", "aZ", "00"):
+        ids = SalesforceIds("801", instance)
+        for n in [*range(300), *(rng.randrange(62**9) for _ in range(300))]:
+            sid = salesforce_id("801", n, instance)
+            assert ids.number(sid) == n and ids.key(n) == sid
+            i = rng.randrange(18)
+            other = sid[:i] + rng.choice("0aZz-") + sid[i + 1 :]
+            got = ids.number(other)  # one char changed: another valid id, or none
+            assert got is None or salesforce_id("801", got, instance) == other
+    ids = SalesforceIds("801", "5g")
+    assert ids.number(salesforce_id("001", 7, "5g")) is None and ids.number(7) is None
+    assert ids.number(salesforce_id("801", 7, "5g").lower()) is None
+
+
+def test_numbered_ids_take_the_padding_into_account() -> None:
+    ids = NumberedIds("SO-", 7)
+    assert ids.key(12) == "SO-0000012" and ids.number("SO-0000012") == 12
+    assert ids.number("SO-12345678") == 12345678 and ids.key(12345678) == "SO-12345678"
+    for odd in ("SO-012", "SO-00000012", "SO-+000012", "SO-00001٣2", "so-0000012", "SO-", None, 12):
+        assert ids.number(odd) is None
+
+
+def test_ref_index_with_codecs_keeps_numbers_and_answers_as_without() -> None:
+    refs, ids = SalesforceIds("801", "5g"), NumberedIds("SO-", 7)
+    rng = random.Random(3)
+    plain, packed = RefIndex(), RefIndex(refs, ids)
+    for step in range(3000):
+        n = rng.randrange(1, 400)
+        ref = salesforce_id("801", n, "5g") if rng.random() < 0.95 else f"ext-{n}"
+        doc = ids.key(step) if rng.random() < 0.97 else f"odd-{step}"
+        if rng.random() < 0.3:
+            plain.add(ref, doc)
+            packed.add(ref, doc)
+        assert packed.get(ref) == plain.get(ref) and (ref in packed) == (ref in plain)
+        assert len(packed) == len(plain)
+    assert packed._numbered > 0 and len(packed._d) < len(plain._d)
+    assert "x" not in packed and packed.get(salesforce_id("801", 10**9, "5g")) == ()

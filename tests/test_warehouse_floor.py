@@ -46,8 +46,8 @@ def test_milestones_in_order_fifo_and_wait_recorded() -> None:
         (8 * H + 1440, "B", "packed"),
         (8 * H + 1440, "B", "ready_to_ship"),
     ]
-    assert wh.waits == [0.0, 660.0]
-    assert wh.services == [720.0, 720.0]
+    assert list(wh.waits) == [0.0, 660.0]
+    assert list(wh.services) == [720.0, 720.0]
 
 
 def test_shift_capacity_overlap_and_overnight() -> None:

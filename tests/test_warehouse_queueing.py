@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 import simpy
@@ -43,7 +43,7 @@ def _run(c: int, orders: int, seed: int, warmup: int = 2000) -> tuple[Warehouse,
     return wh, lam
 
 
-def _batch_half_width(xs: list[float], batches: int = 20) -> float:
+def _batch_half_width(xs: Sequence[float], batches: int = 20) -> float:
     """95 % half-width of the mean from batch means (waits are autocorrelated)."""
     size = len(xs) // batches
     means = [statistics.fmean(xs[k * size : (k + 1) * size]) for k in range(batches)]

@@ -71,6 +71,54 @@ def check_digit(body: str) -> str:
     return str(sum((ord(ch) if not ch.isdigit() else int(ch)) * (2 if i % 2 else 1) for i, ch in enumerate(body)) % 10)
 
 
+_CODES = tuple(SERVICE_CODES.values())
+_CODE_INDEX = {code: i for i, code in enumerate(_CODES)}
+_HEAD = "1Z" + SHIPPER_ACCOUNT
+_WRAP = 10**7  # a tracking number carries the shipment number's last 7 digits
+_DIGITS = "0123456789"
+
+
+def _tracking(code: str, digits: str) -> str:
+    stem = SHIPPER_ACCOUNT + code + digits
+    return "1Z" + stem + check_digit(stem)
+
+
+class TrackingNumbers:
+    """The carrier's tracking numbers as a ``mocks.coldmap.KeyCodec``: shipment ``n``'s number is
+    its service code, ``n``'s last 7 digits and a check digit, so the codec keeps each shipment's
+    service and check digit (a byte) and numbers a tracking number by its digits while they are
+    below ``_WRAP``."""
+
+    __slots__ = ("_minted",)
+
+    def __init__(self) -> None:
+        self._minted = bytearray()  # at n - 1: 10 * index of shipment n's service code + check digit
+
+    def mint(self, n: int, service: str) -> str:
+        """The tracking number of shipment ``n`` (numbered 1, 2, ...) of ``service``."""
+        code = SERVICE_CODES[service]
+        tn = _tracking(code, f"{n:07d}"[-7:])
+        if n == len(self._minted) + 1 and n < _WRAP:
+            self._minted.append(10 * _CODE_INDEX[code] + int(tn[-1]))
+        return tn
+
+    def key(self, number: int) -> str:
+        return _tracking(_CODES[self._minted[number - 1] // 10], f"{number:07d}")
+
+    def number(self, key: Any) -> int | None:
+        if type(key) is not str or len(key) != 18 or not key.startswith(_HEAD):
+            return None
+        digits = key[10:17]
+        if not (digits.isascii() and digits.isdigit()):
+            return None
+        n = int(digits)
+        if not 0 < n <= len(self._minted):
+            return None
+        # The head, the digits (so n) and then the service code and check digit n was minted with.
+        code, check = divmod(self._minted[n - 1], 10)
+        return n if key[8:10] == _CODES[code] and key[17] == _DIGITS[check] else None
+
+
 @dataclass(slots=True)
 class Shipment:
     tracking_number: str
@@ -122,6 +170,7 @@ class CarrierCore(DomainCore):
         )
         self.shipments: MutableMapping[str, Shipment] = {}
         self._seq = itertools.count(1)
+        self._numbers = TrackingNumbers()
         self._origin = self.md.warehouses[0].address.postal_code if self.md.warehouses else "00000"
         self._times: dict[float, str] = {}
 
@@ -129,7 +178,7 @@ class CarrierCore(DomainCore):
         """Virtual runs: shipments not touched for a spill interval -- days in transit between
         scans -- page out to ``store``. The network names a parcel's shipment by its tracking
         number (``Parcel.id``) and holds no reference to it."""
-        cold = store.map("carrier_shipments", _dump_shipment, _load_shipment)
+        cold = store.map("carrier_shipments", _dump_shipment, _load_shipment, codec=self._numbers)
         cold.update(self.shipments)
         self.shipments = cold
 
@@ -151,10 +200,7 @@ class CarrierCore(DomainCore):
         body = parse(ShipmentCreate, req.body)
         if isinstance(body, Response):
             return body
-        n = next(self._seq)
-        digits = f"{n:07d}"[-7:]
-        stem = SHIPPER_ACCOUNT + SERVICE_CODES[body.service] + digits
-        tn = "1Z" + stem + check_digit(stem)
+        tn = self._numbers.mint(next(self._seq), body.service)
         pickup = self.network.next_pickup(self.env.now)
         sh = Shipment(
             tracking_number=tn,

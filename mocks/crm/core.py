@@ -20,7 +20,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mocks.core.base import DomainCore, Request, Response, Route, error
-from mocks.core.paging import Shared, intern, pack, unpack
+from mocks.core.paging import Shared, crm_order_ids, intern, pack, unpack
 from mocks.core.validation import parse
 from mocks.crm import schemas as s
 from sim.calendar import Calendar
@@ -164,7 +164,8 @@ class CrmCore(DomainCore):
             values[_SHIP_TO_NAME_AT] = objects[values[_SHIP_TO_NAME_AT]]
             return CrmOrder(*values)
 
-        self._cold = store.map("crm_orders", dump, load)
+        # Keyed by the order's number while ids come in sequence: no id string per order.
+        self._cold = store.map("crm_orders", dump, load, codec=crm_order_ids(self.md))
         self._cold.update(self.orders)
         self.orders = self._cold
 

@@ -23,7 +23,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mocks.core.base import DomainCore, Request, Response, Route, error
-from mocks.core.paging import RefIndex, intern, pack, unpack
+from mocks.core.paging import NumberedIds, RefIndex, crm_order_ids, intern, pack, unpack
 from mocks.core.validation import parse
 from mocks.erp import schemas as s
 from sim.masterdata import Address, Customer, MasterData
@@ -38,6 +38,7 @@ SCOPES = ("orders", "pricing", "credit")
 PRICE_TOLERANCE = 0.01  # relative difference tolerated between the caller's and the ERP's price
 
 _SO = "/api/v2/sales-orders"
+_ORDER_NOS = NumberedIds("SO-", 7)  # how ``op_create_sales_order`` numbers sales orders
 _CHALLENGE = {"www-authenticate": 'Bearer realm="erp"'}  # copied into each 401's own headers
 
 
@@ -175,7 +176,7 @@ class ErpCore(DomainCore):
         """Virtual runs: sales orders not touched for a spill interval page out to ``store``.
         Nothing outside ``orders`` holds a sales order or a line of one (the backorder queues
         name them), so each is written out whole and read back as a new, equal object."""
-        self._cold = store.map("erp_orders", _dump_order, _load_order)
+        self._cold = store.map("erp_orders", _dump_order, _load_order, codec=_ORDER_NOS)
         self._cold.update(self.orders)
         self.orders = self._cold
 
@@ -191,7 +192,8 @@ class ErpCore(DomainCore):
         if self._cold is not None:
             self._cold.clear()
             self.orders = self._cold
-        self._by_ext_ref = RefIndex()
+        # ExtRef is the CRM order id: CRM and sales order numbers, not strings, per order.
+        self._by_ext_ref = RefIndex(crm_order_ids(self.md), _ORDER_NOS)
         # Exposure = receivables open at start (assumed to stay level: payments offset new invoices)
         # + value of orders accepted and not yet invoiced.
         self.exposure: dict[str, float] = {c.customer_no: c.open_balance for c in self.md.customers}
@@ -421,7 +423,7 @@ class ErpCore(DomainCore):
         on_hold = self.holds.get(cust.customer_no, False) or exposure + value > self.credit_limits[cust.customer_no]
 
         order = SalesOrder(
-            f"SO-{next(self._so_seq):07d}",
+            _ORDER_NOS.key(next(self._so_seq)),
             body.ExtRef,
             cust.customer_no,
             plant,

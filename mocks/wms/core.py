@@ -16,7 +16,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from mocks.core.base import DomainCore, Request, Response, Route, error
-from mocks.core.paging import RefIndex, Shared, intern, pack, unpack
+from mocks.core.paging import NumberedIds, RefIndex, Shared, crm_order_ids, intern, pack, unpack
 from mocks.core.validation import parse
 from mocks.wms.schemas import FulfillmentCreate, ShipConfirm, ShipToCreate
 from sim.calendar import Calendar
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from mocks.coldmap import ColdStore
 
 _FO = "/v1/fulfillment-orders"
+_FO_IDS = NumberedIds("FO-", 6)  # how ``op_create_fulfillment`` numbers fulfilments
 MAX_CARTON_KG = 30.0  # well under the parcel carrier's 150 lb per package
 MIN_CARTON_KG = 0.1  # a carton never weighs less than its packaging
 # ``ShipToCreate``'s fields in order: a stored address is their values (``None`` where absent).
@@ -90,7 +91,8 @@ class WmsCore(DomainCore):
             observer=self._on_milestone,
         )
         self.fulfilments: MutableMapping[str, Fulfilment] = {}
-        self._by_ref = RefIndex()
+        # client_reference is the CRM order id: CRM and fulfilment numbers, not strings, per order.
+        self._by_ref = RefIndex(crm_order_ids(self.md), _FO_IDS)
         self._ids = itertools.count(1)
         self._warehouses = {w.code for w in self.md.warehouses} or {"WH01"}
         # One stored copy of each distinct ship-to address: fulfilments go to the few addresses
@@ -117,7 +119,7 @@ class WmsCore(DomainCore):
             values[_LINES_AT] = list(zip(flat[::2], flat[1::2], strict=True))
             return Fulfilment(*values)
 
-        cold = store.map("wms_fulfilments", dump, load)
+        cold = store.map("wms_fulfilments", dump, load, codec=_FO_IDS)
         cold.update(self.fulfilments)
         self.fulfilments = cold
 
@@ -144,7 +146,7 @@ class WmsCore(DomainCore):
                 return error(422, "unknown_sku", f"lines.{i}.sku: unknown SKU {line.sku!r}", f"lines.{i}.sku")
             lines.append((sku.sku, line.quantity))  # equal to line.sku, one string for every order
             weight += sku.weight_kg * line.quantity
-        fid = f"FO-{next(self._ids):06d}"
+        fid = _FO_IDS.key(next(self._ids))
         fo = Fulfilment(
             fulfillment_id=fid,
             client_reference=body.client_reference,
