@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -63,8 +64,10 @@ def test_twin_demo_live_runs_both_profiles_side_by_side_and_leaves_nothing_behin
     assert {m["mode"] for m in metas.values()} == {"live"}
     assert runs["naive"]["orders_submitted"] == runs["resilient"]["orders_submitted"] > 20
     assert runs["resilient"]["lost"] == runs["resilient"]["duplicates"] == 0
-    # Side by side, not one after the other: the two runs overlapped in wall time.
-    total = float(res.output.rsplit("total ", 1)[1].split(" s", 1)[0])
-    assert total < 0.8 * (runs["naive"]["wall_s"] + runs["resilient"]["wall_s"])
+    # Side by side, not one after the other: each started before the other ended. (A ratio of
+    # total to summed wall time failed on a loaded machine, where side-by-side runs share a core.)
+    starts = [datetime.fromisoformat(m["wall_start"]) for m in metas.values()]
+    ends = [datetime.fromisoformat(m["wall_end"]) for m in metas.values()]
+    assert max(starts) < min(ends), metas  # runs of ~20 s each: whole seconds are fine enough
     assert (tmp_path / "compare.html").exists() and "naive vs resilient" in res.output
     assert processes_mentioning(str(tmp_path)) == []
