@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import gc
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
 
-from mocks.coldmap import COLD, ColdStore
+from mocks.coldmap import COLD, ColdMap, ColdStore
 from mocks.core.paging import NumberedIds
 
 
@@ -83,6 +84,34 @@ def test_order_len_contains_delete_and_int_keys() -> None:
         assert list(m) == [5, 1, 3, 9]
 
 
+def _read_delete_or_spill(
+    op: float,
+    k: str,
+    m: ColdMap[str, Doc],
+    ref: dict[str, Doc],
+    store: ColdStore,
+    step: int,
+    *,
+    read_below: float,
+    touch: Callable[[], bool] = lambda: True,
+    delete: bool = True,
+) -> None:
+    """One random operation other than a write, on the map and on the dict it must match."""
+    if op < read_below:
+        a, b = ref.get(k), m.get(k)
+        assert a == b
+        if a is not None and touch():  # a value changed in place must be spilled changed
+            a.lines.append(step)
+            b.lines.append(step)
+    elif op < 0.78 and k in ref and delete:
+        del ref[k]
+        del m[k]
+    elif op < 0.85:
+        assert (k in m) == (k in ref)
+    else:
+        store.spill()
+
+
 def test_random_operations_match_a_plain_dict() -> None:
     rng = random.Random(7)
     with ColdStore() as store:
@@ -94,20 +123,8 @@ def test_random_operations_match_a_plain_dict() -> None:
             if op < 0.35:
                 ref[k] = Doc(step)
                 m[k] = Doc(step)
-            elif op < 0.7:
-                a, b = ref.get(k), m.get(k)
-                assert a == b
-                if a is not None and rng.random() < 0.5:
-                    a.lines.append(step)
-                    b.lines.append(step)
-                del a, b
-            elif op < 0.78 and k in ref:
-                del ref[k]
-                del m[k]
-            elif op < 0.85:
-                assert (k in m) == (k in ref)
             else:
-                store.spill()
+                _read_delete_or_spill(op, k, m, ref, store, step, read_below=0.7, touch=lambda: rng.random() < 0.5)
             if step % 997 == 0:
                 assert list(m) == list(ref) and len(m) == len(ref)
         assert list(m.items()) == list(ref.items())
@@ -326,20 +343,7 @@ def test_a_map_with_a_codec_behaves_as_a_dict_under_random_operations() -> None:
                     m[k] = Doc(step)
                 else:
                     k = ids.key(rng.randrange(1, nxt + 2)) if rng.random() < 0.9 else "k01"
-                    if op < 0.75:
-                        a, b = ref.get(k), m.get(k)
-                        assert a == b
-                        if a is not None:
-                            a.lines.append(step)
-                            b.lines.append(step)
-                        del a, b
-                    elif op < 0.78 and k in ref and odd:
-                        del ref[k]
-                        del m[k]
-                    elif op < 0.85:
-                        assert (k in m) == (k in ref)
-                    else:
-                        store.spill()
+                    _read_delete_or_spill(op, k, m, ref, store, step, read_below=0.75, delete=bool(odd))
                 if step % 37 == 0:
                     assert list(m) == list(ref) and len(m) == len(ref)
             assert list(m.items()) == list(ref.items())
