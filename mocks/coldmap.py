@@ -44,10 +44,11 @@ import pickle
 import shutil
 import sqlite3
 import sys
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
+
+from sim import scratch
 
 K = TypeVar("K", str, int)
 V = TypeVar("V")
@@ -405,7 +406,7 @@ class ColdStore:
 
     def __init__(self, directory: str | Path | None = None) -> None:
         self._own = directory is None
-        self.dir = Path(tempfile.mkdtemp(prefix="twin-cold-")) if directory is None else Path(directory)
+        self.dir = scratch.make("cold") if directory is None else Path(directory)
         self.path = self.dir / "cold.sqlite"
         self._db: sqlite3.Connection | None = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         # EXCLUSIVE: the file is this process's alone; without it every read outside a

@@ -30,7 +30,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -41,6 +40,7 @@ from typing import Any
 import httpx
 import pandas as pd
 
+from sim import scratch
 from sim.kpis import check_slo, compute_kpis
 from sim.modeltime import model_latencies
 from sim.procs import TWIN, Children, ProcError, free_port, sigterm_as_interrupt
@@ -506,7 +506,9 @@ def run_live(
     wall_start = now_iso()
     t0 = time.perf_counter()
     temp = out is None
-    work = Path(tempfile.mkdtemp(prefix="twin-live-")) if temp else Path(out) / "live"  # type: ignore[arg-type]
+    if temp:
+        scratch.sweep_stale()  # what killed runs left behind
+    work = scratch.make("live") if temp else Path(out) / "live"  # type: ignore[arg-type]
     work.mkdir(parents=True, exist_ok=True)
     for stale in [*work.glob("integration.db*"), work / CALLS_LOG]:  # a re-used folder: start empty
         stale.unlink(missing_ok=True)

@@ -10,7 +10,6 @@ tests: ``TableField`` loads it from the file on first access.
 from __future__ import annotations
 
 import shutil
-import tempfile
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -19,6 +18,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from sim import scratch
 
 CHUNK = 1 << 16  # rows per chunk read back (reconciliation scanned in chunks of this size before)
 
@@ -49,8 +50,8 @@ class TempDir:
     """A directory under ``TMPDIR`` removed when this object is collected (or at exit): the home
     of a run's tables when the run has no folder of its own."""
 
-    def __init__(self, prefix: str) -> None:
-        self.path = Path(tempfile.mkdtemp(prefix=prefix))
+    def __init__(self, kind: str) -> None:
+        self.path = scratch.make(kind)
         self._done = weakref.finalize(self, shutil.rmtree, self.path, ignore_errors=True)
 
     def cleanup(self) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gc
 import shutil
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -26,7 +25,7 @@ from mocks.coldmap import ColdStore
 from mocks.ledger import Ledger
 from reference_integration.metrics import CALL_COLUMNS
 from sim import isolate as isolation
-from sim import stream
+from sim import scratch, stream
 from sim.kpis import Breach, check_slo, compute_kpis
 from sim.reconcile import ENTRY_COLUMNS, entries_frame, exceptions_frame, reconcile
 from sim.rng import Streams
@@ -36,6 +35,13 @@ from sim.tables import Table, TableField, TableFile, TempDir, release_memory
 from sim.world.faults import schedule_world_faults
 
 SYSTEMS = tuple(s.value for s in SystemName)
+
+# Simulated seconds between purges of expired idempotency records and, in a cold run, spills of
+# what went idle (``_purge``). A value stays in memory while it was touched in the last interval,
+# so the interval sets how much of the quarter-end surge is resident: at a run step (~11 simulated
+# hours) a cold child's peak grew ~4.9 KB per order, at an hour ~3.9 KB, for ~5 % more CPU
+# (docs/benchmarks.md, "Seventh session").
+PURGE_EVERY_S = 3600.0
 
 
 class MissingPiece(RuntimeError):
@@ -145,9 +151,7 @@ class World:
     sweep_stats: Counter[str] = field(default_factory=Counter)
     # Where idle documents and workflow state page out to (``mocks.coldmap``); None: all in memory.
     cold: ColdStore | None = None
-    # Simulated seconds between spills (``_purge``) and when the next is due: one step of the run,
-    # in the hourly drain checks too (spilling hourly there paged out and read back the orders a
-    # quarter-end left open at every next event: a quarter more loads).
+    # Simulated seconds between spills (``_purge``) and when the next is due (``PURGE_EVERY_S``).
     spill_every: float = 0.0
     spill_at: float = 0.0
 
@@ -394,8 +398,9 @@ def run_virtual(
         isolate = large and isolation.available()
     if cold is None:
         cold = COLD_BY_DEFAULT
+    scratch.sweep_stale()  # what killed runs left behind
     # Made here, not in the child: whatever becomes of the child, the parent removes it.
-    spill_dir = tempfile.mkdtemp(prefix="twin-spill-") if (large if spill is None else spill) else None
+    spill_dir = str(scratch.make("spill")) if (large if spill is None else spill) else None
     try:
         if isolate:
             sim = isolation.call_in_child(
@@ -484,10 +489,15 @@ def _run(
             progress(Progress(phase, w.env.now, until, w.submitted, time.perf_counter() - t0))
 
     step = max(horizon / 200.0, 60.0)
-    world.spill_every = world.spill_at = step
+    sub = min(step, PURGE_EVERY_S)
+    world.spill_every = world.spill_at = sub
     while env.now < horizon:
-        env.run(until=min(horizon, env.now + step))
-        _purge(world)
+        end = min(horizon, env.now + step)
+        while env.now < end:
+            # Stopping SimPy and going on is invisible to the model: the stop event only takes an
+            # event id, and ids merely break ties between the model's own events, in their order.
+            env.run(until=min(end, env.now + sub))
+            _purge(world)
         tick(world, "run", horizon)
     # Drain: demand has stopped (the demand process ends at the horizon); check hourly for quiet.
     while env.now < drain_end and not _quiet(world):
@@ -519,7 +529,7 @@ def analyse(
     sim.ledgers = sim.calls = []  # the tables replace them: nothing else may keep them alive
     # The result's own copy of its tables (the run folder gets them by hard link): like the frames
     # it held before, they outlive the run folder.
-    home = TempDir("twin-run-")
+    home = TempDir("run")
     try:
         events = _events_table(ledgers, home.path / "events.parquet", home)
         del ledgers
