@@ -71,8 +71,8 @@ def fingerprint(op: str, body: Any) -> bytes:
 
 # A record is one ``bytes``: the creation time (a double), the fingerprint's length and the
 # fingerprint (the head); then, once complete, ``marshal`` of (status, body, headers). A response
-# marshal would not give back exactly (objects of other types, shared or cyclic parts) is kept as
-# the object, in a tuple (head, response). At a quarter-end surge the store holds thousands of
+# marshal might not give back exactly (objects of other types; a cycle) is kept as the object, in a
+# tuple (head, response). At a quarter-end surge the store holds thousands of
 # records for the 24 h ttl: a marshalled body is ~0.3 KB against ~1.2 KB of dicts and strings,
 # and one bytes object against a record, a Response and a fingerprint string (~0.15 KB).
 _CREATED = struct.Struct("<d")
@@ -88,9 +88,9 @@ def _head(fp: bytes, now: float) -> bytes:
 
 
 def _plain(o: Any, budget: int) -> bool:
-    """True when ``o`` is built of ``_ATOMS``, dicts, lists and tuples only, in a tree of at most
-    ``budget`` nodes (its marshal size bounds a tree's nodes: a larger count means shared parts or
-    a cycle, which are kept as objects rather than walked)."""
+    """True when ``o`` is built of ``_ATOMS``, dicts, lists and tuples only, found in at most
+    ``budget`` steps. Its marshal size bounds a tree's nodes; more steps mean a cycle (or parts
+    shared many times over): False, and the response is kept as objects, which is always exact."""
     todo = [o]
     pop, extend = todo.pop, todo.extend
     while todo:
