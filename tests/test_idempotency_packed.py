@@ -78,7 +78,7 @@ _OBJECTS: list[Any] = [
     {"status": _S.A},  # a str subclass: marshal refuses it
     {"at": datetime.date(2026, 1, 1), "amount": decimal.Decimal("1.50")},
     {"buf": bytearray(b"ab")},  # marshal would give bytes back
-    {"arr": array.array("d", [1.0])},
+    {"arr": array.array("d", [1.0]), "view": memoryview(b"ab")},
     {"tags": {"a", "b"}},  # a rebuilt set need not iterate in the same order
     _Model(id="SO-1", qty=2),
 ]
