@@ -42,15 +42,16 @@ def fingerprint(op: str, body: Any) -> bytes:
     """Equal for two requests exactly when their canonical JSON (sorted keys, ``default=str``) is
     equal; only ever compared with another fingerprint, so it need not be that text's hash.
 
-    It is ``G(canonical JSON)`` with ``G(text)`` = ``b"o"`` + the sha256 digest of orjson's sorted encoding of
-    ``json.loads(text)`` when that parses without NaN/Infinity and encodes without ``null``, else
-    ``b"j"`` + the digest of the text; ``G`` is one-to-one, so equality is exactly as before. The fast path
-    encodes the body with orjson directly (several times cheaper than the json module): for bodies
-    of JSON types (their subclasses, tuples, UUIDs) without None, NaN or infinities, that is the same
-    bytes as ``G``'s. Whatever else (``default`` needed: datetimes, dataclasses, non-str keys, big
-    ints, other objects; or ``null`` in the output) takes the exact route through the text. Not
-    covered: a plain ``Enum`` member (no str/int mixin) in a body, which orjson writes as its value
-    and json as ``str(member)``; no JSON request body can hold one."""
+    It is ``G(canonical JSON)`` with ``G(text)`` = ``b"o"`` + the sha256 digest of orjson's sorted
+    encoding of ``json.loads(text)`` when that parses without NaN/Infinity and encodes without
+    ``null``, else ``b"j"`` + the digest of the text (33 bytes: the store keeps it for the ttl);
+    ``G`` is one-to-one, so equality is exactly as before. The fast path encodes the body with
+    orjson directly (several times cheaper than the json module): for bodies of JSON types (their
+    subclasses, tuples, UUIDs) without None, NaN or infinities, that is the same bytes as ``G``'s.
+    Whatever else (``default`` needed: datetimes, dataclasses, non-str keys, big ints, other
+    objects; or ``null`` in the output) takes the exact route through the text. Not covered: a
+    plain ``Enum`` member (no str/int mixin) in a body, which orjson writes as its value and json
+    as ``str(member)``; no JSON request body can hold one."""
     if body is None:  # bodiless posts (goods issue, invoice): ``G`` is the text's hash
         return b"j" + hashlib.sha256(_ENCODE([op, None]).encode()).digest()
     try:
