@@ -58,10 +58,9 @@ def _same(a: Any, b: Any) -> None:
 _PLAIN: list[Any] = [
     {"b": 1, "a": [1, 2.5, -0.0, True, None, "é"], "c": {"z": {}, "y": []}},
     [{"sku": "S1", "qty": 3}, {"sku": "S2", "qty": 0}],
-    {"t": (1, "x"), "big": 2**80, "nan": float("nan"), "inf": -math.inf, "raw": b"\x00"},
+    {"t": (1, "x"), "nan": float("nan"), "inf": -math.inf, "one": 1, "yes": True},
     None,
     "text",
-    {1: "int key", 2.5: "float key", (1, "t"): "tuple key"},
 ]
 
 
@@ -70,6 +69,8 @@ def test_plain_bodies_replay_equal_with_their_types_key_order_and_float_bits(bod
     first, again = _replay(body, {"location": "/x/1"})
     assert again.status == first.status
     _same(first.body, again.body)
+    if isinstance(body, dict | list):
+        assert again.body is not first.body  # packed, and a new body per replay
     assert again.headers == {"location": "/x/1", "idempotent-replayed": "true"}
     assert list(again.headers) == ["location", "idempotent-replayed"]
 
@@ -81,6 +82,8 @@ _OBJECTS: list[Any] = [
     {"arr": array.array("d", [1.0]), "view": memoryview(b"ab")},
     {"tags": {"a", "b"}},  # a rebuilt set need not iterate in the same order
     _Model(id="SO-1", qty=2),
+    {"big": 2**80, "raw": b"\x00"},  # beyond what orjson takes: kept, to be safe
+    {1: "int key", (1, "t"): "tuple key"},
 ]
 
 
