@@ -7,7 +7,7 @@ from mocks.core.idempotency import IdempotencyStore
 
 
 def _done(s: IdempotencyStore, key: str, now: float) -> None:
-    assert s.begin("c", key, "fp", now) is None
+    assert s.begin("c", key, b"fp", now) is None
     s.complete("c", key, Response(201, {"id": key}))
 
 
@@ -17,10 +17,10 @@ def test_purge_drops_only_expired_records_and_replays_stay_as_before() -> None:
     _done(s, "b", 50.0)
     assert s.purge(100.0) == 0  # exactly ttl old: still valid (begin uses >)
     assert s.purge(120.0) == 1
-    replay = s.begin("c", "b", "fp", 140.0)
+    replay = s.begin("c", "b", b"fp", 140.0)
     assert replay is not None and replay.status == 201 and replay.headers["idempotent-replayed"] == "true"
     # "a" is gone, as begin would have treated it after its ttl: processed afresh.
-    assert s.begin("c", "a", "fp", 140.0) is None
+    assert s.begin("c", "a", b"fp", 140.0) is None
 
 
 def test_expired_record_recreated_moves_to_the_end_so_purge_stops_at_the_first_live_one() -> None:
@@ -29,4 +29,4 @@ def test_expired_record_recreated_moves_to_the_end_so_purge_stops_at_the_first_l
     _done(s, "b", 5.0)
     _done(s, "a", 11.0)  # expired at begin: re-created, now the newest
     assert s.purge(16.0) == 1  # "b" (created 5) expired; "a" (created 11) kept
-    assert s.begin("c", "a", "fp", 16.0) is not None
+    assert s.begin("c", "a", b"fp", 16.0) is not None
