@@ -10,13 +10,14 @@ Both draws are made at pickup, in registration order, each from its own stream: 
 lottery never shifts the transit times, so two variants of a scenario see the same transits.
 The pickup process runs forever (like every periodic world process): run the env with ``until``.
 
-A parcel's journey is not a SimPy process but a ``_Journey`` (two slots) that is itself the event
-on SimPy's queue, rescheduled for each leg: tens of thousands are in transit at once in a large run
-and a process (generator frame, ``Process``, ``Initialize``, bound method, ``Timeout``) was ~1 KB
-each. It schedules exactly what ``env.process`` of the generator it replaced did -- the start
-(URGENT, at pickup), one event per leg (NORMAL, each scheduled when the previous leg ran) and, after
-the DL scan, the finished process (NORMAL, now, no callbacks) -- so SimPy numbers the same events in
-the same order and every (time, priority, id) tie breaks as before.
+A parcel's journey is not a SimPy process but a ``_Journey`` (two slots) that is itself the event on
+SimPy's queue, rescheduled for each leg: a quarter-end surge has thousands in transit at once (6,107
+in a 30,180-order run) and a process (generator frame, ``Process``, ``Initialize``, bound method,
+``Timeout``) was ~0.85 KB each, the journey ~50 B. It schedules exactly what ``env.process`` of the
+generator it replaced did -- the start (URGENT, at pickup), one event per leg (NORMAL, each
+scheduled when the previous leg ran) and, after the DL scan, the finished process (NORMAL, now, no
+callbacks) -- so SimPy numbers the same events in the same order and every (time, priority, id) tie
+breaks as before.
 """
 
 from __future__ import annotations
