@@ -26,19 +26,11 @@ H = 3600.0
 
 
 class Reference(CarrierNetwork):
-    """The per-parcel process the callbacks replaced, kept verbatim as the oracle."""
+    """The per-parcel process the callbacks replaced, kept verbatim as the oracle (the pickup
+    loop is shared: it draws, then starts each parcel's journey)."""
 
-    def _pickups(self) -> simpy.events.ProcessGenerator:
-        env = self.env
-        for t in self._schedule(env.now):
-            yield env.timeout(max(0.0, t - env.now))
-            batch, self.waiting = self.waiting, []
-            self.pickups_done += 1
-            self.last_pickup = t
-            for p in batch:
-                p.transit_s = self._transit()
-                p.exception = self._exc_rng.random() < self.cfg.exception_rate
-                env.process(self._journey(p))
+    def _start(self, p: Parcel) -> None:
+        self.env.process(self._journey(p))
 
     def _journey(self, p: Parcel) -> simpy.events.ProcessGenerator:
         env = self.env

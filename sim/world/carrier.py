@@ -134,11 +134,13 @@ class CarrierNetwork:
             batch, self.waiting = self.waiting, []
             self.pickups_done += 1
             self.last_pickup = t
-            start = self._legs[0]
             for p in batch:
                 p.transit_s = self._transit()
                 p.exception = self._exc_rng.random() < self.cfg.exception_rate
-                env.schedule(_Journey(start, p), URGENT)  # where env.process's Initialize was
+                self._start(p)
+
+    def _start(self, p: Parcel) -> None:
+        self.env.schedule(_Journey(self._legs[0], p), URGENT)  # where env.process's Initialize was
 
     # The legs of a journey, each run when SimPy processes the _Journey event scheduled by the one
     # before; each scans, then schedules the next leg where the generator's ``yield env.timeout``
