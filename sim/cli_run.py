@@ -174,8 +174,9 @@ def run_cmd(
     memory: str = typer.Option(
         "auto",
         "--memory",
-        help="virtual: cold pages idle per-order state out to disk (less memory, 20-70 % more CPU), warm keeps "
-        "it all in memory, auto: the default (warm). Results are the same either way",
+        help="virtual: cold pages idle per-order state out to disk (less memory; more CPU in small runs), warm "
+        "keeps it all in memory, auto: cold from demand.orders >= 100000, else warm. Results are the same "
+        "either way",
     ),
     sut: str | None = typer.Option(
         None, "--sut", help="live mode against your own integration at this URL (see docs/sut-contract.md)"

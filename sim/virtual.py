@@ -353,9 +353,12 @@ _trim = _load_trim()
 # by default (``sim.isolate``): the analysis then starts from a fresh heap instead of stacking on
 # the simulation's. Below it the fork and the hand-over cost more than they save.
 ISOLATE_FROM_ORDERS = 10_000
-# Paging idle per-order state out (``cold``) is opt-in: it is exact, but at 100k-250k orders it
-# saved 14-20 % of the peak for 20 % to ~70 % more CPU (docs/benchmarks.md, fifth session).
-COLD_BY_DEFAULT = False
+# From this many orders (``demand.orders``, before any surge) a run pages idle per-order state out
+# (``cold``) by default. It is exact either way. Small runs pay for it in CPU (65-90 % more at 30k
+# orders) and save little; with the hourly spill a 1M-order quarter's child peaked at ~2.4 GB
+# instead of 5.7 GB warm, and took no more CPU than the warm run had (docs/benchmarks.md,
+# seventh session), as a warm heap of that size costs the collector and the caches too.
+COLD_FROM_ORDERS = 100_000
 
 
 @dataclass
@@ -388,7 +391,7 @@ def run_virtual(
     """Run one virtual replication; write the run folder to ``out`` when given. ``isolate``
     simulates in a forked child process (None: when the run is large and fork exists); ``spill``
     keeps the ledgers and the call records in segment files under ``TMPDIR`` while it runs and
-    ``cold`` pages idle per-order state out to disk (None: ``COLD_BY_DEFAULT``). None of them
+    ``cold`` pages idle per-order state out to disk (None: from ``COLD_FROM_ORDERS``). None of them
     changes the results."""
     scenario = resolve(scenario, profile, seed)
     wall_start_iso = now_iso()
@@ -397,7 +400,7 @@ def run_virtual(
     if isolate is None:
         isolate = large and isolation.available()
     if cold is None:
-        cold = COLD_BY_DEFAULT
+        cold = scenario.demand.orders >= COLD_FROM_ORDERS
     scratch.sweep_stale()  # what killed runs left behind
     # Made here, not in the child: whatever becomes of the child, the parent removes it.
     spill_dir = str(scratch.make("spill")) if (large if spill is None else spill) else None

@@ -118,3 +118,26 @@ def test_paging_out_between_every_few_events_serves_every_document_the_same(monk
     assert strip_wall(cold.kpis) == strip_wall(warm.kpis)
     for frame in ("orders", "events", "calls", "exceptions"):
         pd.testing.assert_frame_equal(getattr(cold, frame), getattr(warm, frame), check_exact=True)
+
+
+@pytest.mark.parametrize(("orders", "expected"), [(99_999, False), (100_000, True), (400_000, True)])
+def test_large_runs_page_out_by_default(orders: int, expected: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``cold=None`` (``twin run --memory auto``) is cold from ``COLD_FROM_ORDERS``; an explicit
+    choice always wins. Stopped before it simulates: only the choice is under test."""
+    import sim.virtual as virtual
+
+    chosen: list[bool] = []
+
+    class Chosen(Exception):
+        pass
+
+    def simulate(*args: Any, cold: bool = False, **kwargs: Any) -> Any:
+        chosen.append(cold)
+        raise Chosen
+
+    monkeypatch.setattr(virtual, "simulate", simulate)
+    sc = load_scenario(ROOT / "quarter_end_surge.yaml", [f"demand.orders={orders}"])
+    for cold in (None, True, False):
+        with pytest.raises(Chosen):
+            virtual.run_virtual(sc, seed=1, isolate=False, report=False, cold=cold)
+    assert chosen == [expected, True, False]
