@@ -27,11 +27,15 @@ same object, and ``store.alone`` (a deeper ``can_spill``) refuses a value any of
 mutable inner objects something outside holds.
 
 Keys cost memory too: a key string, its dict slot and its entry in the interpreter's intern table
-are ~150 B per order per map, for every order of the quarter, paged out or not. A map given a
-``KeyCodec`` (the cores' ids are a prefix and a sequence number) keeps its values in a list by
-number while keys come as the codec's numbers in sequence, which is how a core mints them: no key
-string, no dict slot. Any other key (one that is not the formatting of a number, a number out of
-sequence, a delete) turns it into the dict it stands for, for good; it behaves as one either way.
+are ~100-150 B per order per map, for every order of the quarter, paged out or not. A map given a
+``KeyCodec`` (the cores' ids are a prefix and a sequence number) keeps the values of the keys the
+codec numbers in a list by number, with holes where a number has no key: no key string, no dict
+slot, ~8 B an order. Keys come roughly in sequence (a core mints them so; the integration's order
+states are written as the orders' webhooks arrive, a little out of order): insertion order is
+then the numbers ascending and costs nothing; once it is not, it is kept as an array of numbers
+(8 B more an order). ``str`` keys of another form (the integration's hourly buckets) go in a dict
+beside the list. A delete, a key of another type or a number far out of the list's range turns
+the map into the dict it stands for, for good; it behaves as that dict either way.
 
 Spilling happens only when ``ColdStore.spill`` is called (the run loop does it between steps,
 never inside a request), so a value a caller is working on is never paged out under it.
@@ -44,6 +48,7 @@ import pickle
 import shutil
 import sqlite3
 import sys
+from array import array
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
@@ -65,6 +70,8 @@ class _Cold:
 
 COLD: Any = _Cold()
 _MISSING: Any = object()
+# A number a numbered map has no key for (``ColdMap._vals``).
+_ABSENT: Any = object()
 
 
 class KeyCodec(Protocol):
@@ -154,6 +161,9 @@ class ColdMap(MutableMapping[K, V], Generic[K, V]):
         "_codec",
         "_vals",
         "_first",
+        "_count",
+        "_last",
+        "_order",
         "_touched",
         "_earlier",
         "_hot",
@@ -178,13 +188,19 @@ class ColdMap(MutableMapping[K, V], Generic[K, V]):
     ) -> None:
         if idle_spills < 1:
             raise ValueError("idle_spills must be at least 1")
+        # The dict form: every key. The numbered form: the ``str`` keys the codec does not number.
         self._d: dict[K, Any] = {}
-        # Dense form (a codec, keys minted in sequence): ``_vals[i]`` is the value of the key
-        # numbered ``_first + i``, and the sets below hold those indexes, not keys. None: a dict.
+        # Numbered form (a codec): ``_vals[n - _first]`` is the value of the key numbered ``n``,
+        # ``_ABSENT`` where there is none; ``_count`` of them are present. None: the dict form.
         self._codec = codec
         self._vals: list[Any] | None = None if codec is None else []
         self._first = 0
-        # Below, "slot": a key (dict form) or an index into ``_vals`` (dense form).
+        self._count = 0
+        self._last = -1  # the highest number present
+        # Insertion order, once it is not simply the numbers ascending (a number below ``_last``
+        # came, or a key of another form): a number per numbered key, -1 for the next of ``_d``.
+        self._order: array[int] | None = None
+        # Below, "slot": a key (dict form; ``_d``'s keys in the numbered form) or a number.
         self._touched: set[Any] = set()
         # What was touched in each of the previous ``idle_spills - 1`` intervals: not idle yet.
         self._earlier: list[set[Any]] = [set() for _ in range(idle_spills - 1)]
@@ -198,38 +214,75 @@ class ColdMap(MutableMapping[K, V], Generic[K, V]):
         self._can_spill = can_spill
         self.stats = ColdStats()
 
-    # -- the dense form
-    def _index(self, key: Any) -> int:
-        """The index of ``key``'s value in ``_vals``; -1 where it has none."""
-        n = self._codec.number(key)  # type: ignore[union-attr]
-        if n is None:
-            return -1
-        i = n - self._first
-        return i if 0 <= i < len(self._vals) else -1  # type: ignore[arg-type]
-
+    # -- the numbered form
     def _sql_key(self, key: Any) -> Any:
-        # A key the codec numbers is stored by its number in either form, so turning dense into a
-        # dict leaves every row where it is.
+        # A key the codec numbers is stored by its number in either form, so turning numbered
+        # into a dict leaves every row where it is.
         if self._codec is not None:
             n = self._codec.number(key)
             if n is not None:
                 return n
         return key
 
+    def _number_keys(self) -> Iterator[tuple[Any, int]]:
+        """(key, number) in insertion order, the number -1 for a key of ``_d``."""
+        vals, first, name = self._vals, self._first, self._codec.key  # type: ignore[union-attr]
+        assert vals is not None
+        if self._order is None:
+            for i, v in enumerate(vals):
+                if v is not _ABSENT:
+                    yield name(first + i), first + i
+            return
+        others = iter(self._d)
+        for n in self._order:
+            yield (name(n), n) if n >= 0 else (next(others), -1)
+
     def _to_dict(self) -> None:
-        """Become the dict the dense form stands for (same order, same values, same idleness)."""
+        """Become the dict the numbered form stands for (same order, values and idleness)."""
         vals = self._vals
         if vals is None:
             return
-        name, first = self._codec.key, self._first  # type: ignore[union-attr]
-        self._d = {name(first + i): v for i, v in enumerate(vals)}
+        first, name, others = self._first, self._codec.key, self._d  # type: ignore[union-attr]
+        self._d = {k: (vals[n - first] if n >= 0 else others[k]) for k, n in self._number_keys()}
 
-        def keys(slots: set[int]) -> set[Any]:
-            return {name(first + i) for i in slots}
+        def keys(slots: set[Any]) -> set[Any]:
+            return {name(s) if type(s) is int else s for s in slots}
 
         self._touched, self._hot = keys(self._touched), keys(self._hot)
         self._earlier = [keys(e) for e in self._earlier]
-        self._vals = None
+        self._vals = self._order = None
+        self._count, self._last = 0, -1
+
+    def _ordered(self) -> array[int]:
+        """``_order``, made from the numbers present (ascending) the first time it is needed."""
+        if self._order is None:
+            first = self._first
+            self._order = array("q", (first + i for i, v in enumerate(self._vals) if v is not _ABSENT))  # type: ignore[arg-type]
+        return self._order
+
+    def _place(self, n: int) -> int:
+        """The index of number ``n`` in ``_vals``, growing it with holes to reach ``n``; -1 where
+        that would take a gap out of proportion to the map (then it becomes a dict)."""
+        vals = self._vals
+        assert vals is not None
+        if not self._count:
+            if vals:
+                vals.clear()
+            self._first = n
+        i = n - self._first
+        bound = max(2 * len(vals), 1 << 16)
+        if i < 0:
+            if -i > bound:
+                return -1
+            vals[0:0] = [_ABSENT] * -i
+            self._first = n
+            return 0
+        if i >= len(vals):
+            if i >= bound:
+                return -1
+            vals.extend([_ABSENT] * (i - len(vals)))
+            vals.append(_ABSENT)
+        return i
 
     # -- reads: a spilled value is loaded, put back in its slot (order unchanged) and touched
     def _load(self, key: K) -> Any:
@@ -239,41 +292,34 @@ class ColdMap(MutableMapping[K, V], Generic[K, V]):
         self.stats.loaded += 1
         return value
 
-    def _load_at(self, i: int) -> Any:
-        value = self._loads(self._store.read(self._table, self._first + i))
-        self._vals[i] = value  # type: ignore[index]
-        self._hot.add(i)
+    def _load_at(self, n: int) -> Any:
+        value = self._loads(self._store.read(self._table, n))
+        self._vals[n - self._first] = value  # type: ignore[index]
+        self._hot.add(n)
         self.stats.loaded += 1
         return value
 
     def __getitem__(self, key: K) -> V:
-        vals = self._vals
-        if vals is not None:
-            i = self._index(key)
-            if i < 0:
-                raise KeyError(key)
-            value = vals[i]
-            if value is COLD:
-                value = self._load_at(i)
-            self._touched.add(i)
-            return value  # type: ignore[no-any-return]
-        value = self._d[key]
-        if value is COLD:
-            value = self._load(key)
-        self._touched.add(key)
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            raise KeyError(key)
         return value  # type: ignore[no-any-return]
 
     def get(self, key: K, default: Any = None) -> Any:
         vals = self._vals
         if vals is not None:
-            i = self._index(key)
-            if i < 0:
-                return default
-            value = vals[i]
-            if value is COLD:
-                value = self._load_at(i)
-            self._touched.add(i)
-            return value
+            n = self._codec.number(key)  # type: ignore[union-attr]
+            if n is not None:
+                i = n - self._first
+                if not 0 <= i < len(vals):
+                    return default
+                value = vals[i]
+                if value is _ABSENT:
+                    return default
+                if value is COLD:
+                    value = self._load_at(n)
+                self._touched.add(n)
+                return value
         value = self._d.get(key, _MISSING)
         if value is _MISSING:
             return default
@@ -283,25 +329,27 @@ class ColdMap(MutableMapping[K, V], Generic[K, V]):
         return value
 
     def __contains__(self, key: object) -> bool:
-        if self._vals is not None:
-            return self._index(key) >= 0
+        vals = self._vals
+        if vals is not None:
+            n = self._codec.number(key)  # type: ignore[union-attr]
+            if n is not None:
+                i = n - self._first
+                return 0 <= i < len(vals) and vals[i] is not _ABSENT
         return key in self._d
 
     def __len__(self) -> int:
-        vals = self._vals
-        return len(self._d) if vals is None else len(vals)
+        return len(self._d) + self._count
 
     def __iter__(self) -> Iterator[K]:
-        vals = self._vals
-        if vals is None:
+        if self._vals is None:
             return iter(self._d)
-        return self._keys(vals)
+        return self._keys()
 
-    def _keys(self, vals: list[Any]) -> Iterator[K]:
-        name, first, n = self._codec.key, self._first, len(vals)  # type: ignore[union-attr]
-        for i in range(n):
-            yield name(first + i)
-            if self._vals is not vals or len(vals) != n:  # what a dict's iterator refuses too
+    def _keys(self) -> Iterator[K]:
+        vals, size = self._vals, len(self)
+        for key, _ in self._number_keys():
+            yield key
+            if self._vals is not vals or len(self) != size:  # what a dict's iterator refuses too
                 raise RuntimeError("cold map changed size during iteration")
 
     # -- writes
@@ -310,27 +358,35 @@ class ColdMap(MutableMapping[K, V], Generic[K, V]):
         if vals is not None:
             n = self._codec.number(key)  # type: ignore[union-attr]
             if n is not None:
-                if not vals:
-                    self._first = n
-                i = n - self._first
-                if i == len(vals):
-                    vals.append(value)
-                elif 0 <= i < len(vals):
-                    vals[i] = value
-                else:
-                    i = -1
+                i = self._place(n)
                 if i >= 0:
-                    self._touched.add(i)
-                    self._hot.add(i)
+                    if vals[i] is _ABSENT:
+                        self._count += 1
+                        if n > self._last:
+                            if self._order is not None:
+                                self._order.append(n)
+                            self._last = n
+                        else:
+                            self._ordered().append(n)
+                    vals[i] = value
+                    self._touched.add(n)
+                    self._hot.add(n)
                     return
-            self._to_dict()  # a key out of sequence, or of another form
+            elif type(key) is str:  # numbers are the slots of numbered keys: only str beside them
+                if key not in self._d:
+                    self._ordered().append(-1)
+                self._d[key] = value
+                self._touched.add(key)
+                self._hot.add(key)
+                return
+            self._to_dict()  # a key far out of sequence, or of another type
         self._d[key] = value
         self._touched.add(key)
         self._hot.add(key)
 
     def __delitem__(self, key: K) -> None:
         if self._vals is not None:
-            if self._index(key) < 0:
+            if key not in self:
                 raise KeyError(key)
             self._to_dict()
         del self._d[key]  # a row left in the file is unreachable: the key is gone
@@ -342,10 +398,11 @@ class ColdMap(MutableMapping[K, V], Generic[K, V]):
     def clear(self) -> None:
         """Remove every key without reading anything back (the mixin's ``clear`` would load every
         spilled value first); rows left in the file are unreachable. A map with a codec starts
-        dense again."""
+        numbered again."""
         self._d.clear()
         if self._codec is not None:
-            self._vals = []
+            self._vals, self._order = [], None
+            self._first, self._count, self._last = 0, 0, -1
         self._touched.clear()
         for earlier in self._earlier:
             earlier.clear()
@@ -366,15 +423,15 @@ class ColdMap(MutableMapping[K, V], Generic[K, V]):
             for earlier in self._earlier:
                 idle -= earlier
             self._earlier = [*self._earlier[1:], touched]
-        vals = self._vals
-        d: Any = self._d if vals is None else vals
+        d, vals, first = self._d, self._vals, self._first
+        numbered = vals is not None
         can_spill, dumps = self._can_spill, self._dumps
         slots: list[Any] = []
         blobs: list[bytes] = []
         value = None
         # In the hot set's (hash) order: only the file's row order depends on it.
         for slot in idle:
-            value = d[slot]
+            value = vals[slot - first] if numbered and type(slot) is int else d[slot]  # type: ignore[index]
             if not can_spill(value):
                 self.stats.kept += 1
                 continue
@@ -382,15 +439,15 @@ class ColdMap(MutableMapping[K, V], Generic[K, V]):
             blobs.append(dumps(value))
         del value
         if slots:
-            if vals is None:
-                keys: Any = map(self._sql_key, slots)
-            else:
-                first = self._first
-                keys = (first + i for i in slots)
+            # A number is its own row key; a key, what ``_sql_key`` makes of it.
+            keys = [s if numbered and type(s) is int else self._sql_key(s) for s in slots]
             self._store.write(self._table, list(zip(keys, blobs, strict=True)))
             hot = self._hot
             for slot in slots:
-                d[slot] = COLD
+                if numbered and type(slot) is int:
+                    vals[slot - first] = COLD  # type: ignore[index]
+                else:
+                    d[slot] = COLD
                 hot.discard(slot)
             self.stats.bytes += sum(map(len, blobs))
             self.stats.spilled += len(slots)
@@ -565,8 +622,8 @@ class ColdStore:
         """A new ``ColdMap`` spilling to its own table ``name`` (letters, digits, ``_``). A value
         pages out once it went untouched through ``idle_spills`` intervals between ``spill``
         calls: more keeps values that are used again soon in memory (no write, no read back).
-        ``codec``: the keys are mostly one form of numbered id, minted in sequence (see the
-        module's notes)."""
+        ``codec``: the keys are mostly one form of numbered id, minted roughly in sequence (see
+        the module's notes)."""
         if not name.replace("_", "").isalnum() or name in self._read_sql:
             raise ValueError(f"cold map name {name!r}: must be unique and made of letters, digits and _")
         db = self._conn()

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:  # the integration never imports the harness at run time
-    from mocks.coldmap import ColdStore
+    from mocks.coldmap import ColdStore, KeyCodec
 
 Clock = Callable[[], float]
 Category = Literal["technical", "business"]
@@ -191,8 +191,10 @@ class MemoryStore:
     def _now(self, now: float | None) -> float:
         return self.clock() if now is None else now
 
-    def use_cold(self, store: ColdStore) -> None:
-        """Virtual runs (``sim.virtual``): page idle values of ``state`` out to ``store``.
+    def use_cold(self, store: ColdStore, keys: KeyCodec | None = None) -> None:
+        """Virtual runs (``sim.virtual``): page idle values of ``state`` out to ``store``;
+        ``keys``, the codec of the order states' keys (``workflows.state_key``), keeps a number
+        in their place, not a string and a dict slot per order of the quarter.
 
         ``state`` is what grows with the orders: one dict per order (``order:<crm id>``, written
         on every step of its workflows, then read only by a late or duplicate webhook or the
@@ -208,7 +210,12 @@ class MemoryStore:
         (per failure, few; their entries are handed out and edited: ``dlq_take_for_replay``), and
         the inbox / outbox / idempotency maps, which virtual runs leave empty."""
         state = store.map(
-            "integration_state", store.dumps_refs, store.loads_refs, store.alone, idle_spills=STATE_IDLE_SPILLS
+            "integration_state",
+            store.dumps_refs,
+            store.loads_refs,
+            store.alone,
+            idle_spills=STATE_IDLE_SPILLS,
+            codec=keys,
         )
         state.update(self.state)
         self.state = state

@@ -159,11 +159,19 @@ class World:
 def _use_cold(world: World) -> None:
     """Hand the run's cold store to everything that keeps per-order state, before anything is in
     it: each swaps its per-order dicts for ``ColdMap``s (``use_cold``)."""
-    parts = [*world.cores.values(), world.runtime.store, world.ctx]
+    parts = [*world.cores.values(), world.ctx]
     for part in parts:
         use = getattr(part, "use_cold", None)
         if use is not None:
             use(world.cold)
+    from mocks.core.paging import PrefixedIds, crm_order_ids
+    from reference_integration.workflows import state_key
+
+    # Order states are keyed by the CRM's order ids: numbers in place of a million key strings.
+    state_keys = PrefixedIds(state_key(""), crm_order_ids(world.md))
+    use = getattr(world.runtime.store, "use_cold", None)
+    if use is not None:
+        use(world.cold, keys=state_keys)
 
 
 def build(scenario: Scenario, cold: bool = False, cold_dir: str | None = None) -> World:

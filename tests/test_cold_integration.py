@@ -121,6 +121,8 @@ def test_a_reloaded_state_holds_the_contexts_address_dict() -> None:
         state = world.runtime.store.state
         keys = [k for k in state if k.startswith("order:")]
         assert keys and state.hot() < len(keys)  # type: ignore[attr-defined]
+        # Order states are held by the CRM id's number: only the hourly buckets keep key strings.
+        assert state._vals is not None and all(k.startswith("touched:") for k in state._d)  # type: ignore[attr-defined]
         addresses = world.ctx.addresses
         with_address = [state[k] for k in keys if state[k].get("ship_to")]
         assert with_address

@@ -305,21 +305,43 @@ def test_a_map_with_a_codec_keeps_numbers_while_keys_come_in_sequence() -> None:
         m["SO-0000002"] = Doc(20)  # replacing keeps the place
         m["SO-0000006"] = Doc(6)  # the next number: still dense
         assert m._vals is not None and list(m)[1] == "SO-0000002" and m["SO-0000002"] == Doc(20)
+        m["other"] = Doc(0)  # a key of another form goes beside the numbers
+        m["SO-0000004"] = Doc(40)  # replaced: keeps its place
+        m["SO-0000010"] = Doc(10)  # a gap: holes, no key strings
+        m["SO-0000008"] = Doc(8)  # below the last: insertion order is kept from now on
+        assert m._vals is not None and m._d == {"other": Doc(0)} and len(m) == 9
+        order = [*(ids.key(n) for n in range(1, 7)), "other", "SO-0000010", "SO-0000008"]
+        assert list(m) == order and "SO-0000007" not in m and m.get("SO-0000009") is None
         store.spill(), store.spill()
+        assert all(v is COLD for v in m._d.values()) and m["other"] == Doc(0)
         m["SO-0000003"]  # one in memory, touched, when the map turns into a dict
-        m["other"] = Doc(0)  # a key of another form: a dict from now on, the same contents
-        assert m._vals is None and list(m) == [*(ids.key(n) for n in range(1, 7)), "other"]
+        del m["SO-0000005"]  # a delete: a dict from now on, the same contents and order
+        assert m._vals is None and list(m) == [k for k in order if k != "SO-0000005"]
         assert store.spill() == 0  # both touched in this interval: the idleness went across
         assert store.spill() == 2
-        assert dict(m.items()) == {
-            **{ids.key(n): Doc(n) for n in (1, 3, 4, 5, 6)},
-            "SO-0000002": Doc(20),
-            "other": Doc(0),
-        }
+        expect = {ids.key(n): Doc(n) for n in (1, 3, 6, 8, 10)}
+        expect |= {"SO-0000002": Doc(20), "SO-0000004": Doc(40), "other": Doc(0)}
+        assert dict(m.items()) == expect
         m.clear()
         assert m._vals == [] and len(m) == 0
-        m["SO-0000009"] = Doc(9)  # a cleared map starts dense again, from any number
+        m["SO-0000009"] = Doc(9)  # a cleared map starts numbered again, from any number
         assert m._vals == [Doc(9)] and list(m) == ["SO-0000009"]
+
+
+def test_a_numbered_map_grows_both_ways_and_bounds_its_gaps() -> None:
+    ids = NumberedIds("k", 1)
+    with ColdStore() as store:
+        m = store.map("m", codec=ids)
+        m["k100"], m["k98"], m["k1"] = Doc(100), Doc(98), Doc(1)  # below the first: holes in front
+        assert m._vals is not None and m._first == 1 and list(m) == ["k100", "k98", "k1"]
+        store.spill()
+        assert m["k98"] == Doc(98) and m.get("k2") is None and len(m) == 3
+        m[ids.key(1 << 20)] = Doc(0)  # a gap out of proportion: a dict, the same map
+        assert m._vals is None and list(m) == ["k100", "k98", "k1", ids.key(1 << 20)]
+        assert m["k100"] == Doc(100) and m["k1"] == Doc(1)  # read back by number from a dict
+        m2 = store.map("m2", codec=ids)
+        m2["k5"], m2[7] = Doc(5), Doc(7)  # a key that is not a str: a dict too
+        assert m2._vals is None and dict(m2) == {"k5": Doc(5), 7: Doc(7)}
 
 
 def test_a_map_with_a_codec_behaves_as_a_dict_under_random_operations() -> None:
@@ -327,8 +349,10 @@ def test_a_map_with_a_codec_behaves_as_a_dict_under_random_operations() -> None:
     ids = NumberedIds("k", 3)
     stayed_dense = 0
     for run in range(20):
-        # Every fourth run sees only keys in sequence and no deletes: it stays dense throughout.
+        # Every fourth run sees only keys in sequence; the next, keys out of sequence and of
+        # another form too. Without deletes both stay numbered throughout.
         odd = 0.0 if run % 4 == 0 else 0.02 + 0.01 * run
+        deletes = run % 4 > 1
         with ColdStore() as store:
             m = store.map("m", codec=ids)
             ref: dict[str, Doc] = {}
@@ -343,13 +367,14 @@ def test_a_map_with_a_codec_behaves_as_a_dict_under_random_operations() -> None:
                     m[k] = Doc(step)
                 else:
                     k = ids.key(rng.randrange(1, nxt + 2)) if rng.random() < 0.9 else "k01"
-                    _read_delete_or_spill(op, k, m, ref, store, step, read_below=0.75, delete=bool(odd))
+                    _read_delete_or_spill(op, k, m, ref, store, step, read_below=0.75, delete=deletes)
                 if step % 37 == 0:
                     assert list(m) == list(ref) and len(m) == len(ref)
             assert list(m.items()) == list(ref.items())
             assert m.stats.spilled > 0 and m.stats.loaded > 0
             stayed_dense += m._vals is not None
-    assert stayed_dense == 5
+            assert run % 4 != 1 or m._order is not None  # the interleaved order was kept
+    assert stayed_dense == 10
 
 
 def test_iterating_a_dense_map_while_it_grows_is_refused_like_a_dict() -> None:

@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 
-from mocks.core.paging import NumberedIds, RefIndex, SalesforceIds, Shared, intern, pack, unpack
+from mocks.core.paging import NumberedIds, PrefixedIds, RefIndex, SalesforceIds, Shared, intern, pack, unpack
 from sim.masterdata import salesforce_id
 
 
@@ -90,6 +90,14 @@ def test_salesforce_ids_number_exactly_the_ids_salesforce_id_makes() -> None:
     ids = SalesforceIds("801", "5g")
     assert ids.number(salesforce_id("001", 7, "5g")) is None and ids.number(7) is None
     assert ids.number(salesforce_id("801", 7, "5g").lower()) is None
+
+
+def test_prefixed_ids_number_the_inner_codecs_ids_behind_the_prefix() -> None:
+    ids = PrefixedIds("order:", SalesforceIds("801", "5g"))
+    sid = salesforce_id("801", 42, "5g")
+    assert ids.key(42) == "order:" + sid and ids.number("order:" + sid) == 42
+    for odd in (sid, "order:", "order" + sid, "touched:" + sid, "order:" + sid + "x", None, 42):
+        assert ids.number(odd) is None
 
 
 def test_numbered_ids_take_the_padding_into_account() -> None:

@@ -180,6 +180,23 @@ class SalesforceIds:
         return n
 
 
+class PrefixedIds:
+    """Another codec's ids behind a fixed prefix (the integration's ``order:<crm id>`` state keys)."""
+
+    __slots__ = ("prefix", "inner", "_at")
+
+    def __init__(self, prefix: str, inner: IdCodec) -> None:
+        self.prefix, self.inner, self._at = prefix, inner, len(prefix)
+
+    def key(self, number: int) -> str:
+        return self.prefix + self.inner.key(number)
+
+    def number(self, key: Any) -> int | None:
+        if type(key) is not str or not key.startswith(self.prefix):
+            return None
+        return self.inner.number(key[self._at :])
+
+
 def crm_order_ids(md: Any) -> SalesforceIds:
     """The codec of the CRM's order ids (``CrmCore``): key prefix ``801`` and the org's instance,
     which its account ids carry."""
