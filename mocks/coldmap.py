@@ -454,6 +454,14 @@ class ColdMap(MutableMapping[K, V], Generic[K, V]):
         return len(slots)
 
 
+class Spills(Protocol):
+    """What ``ColdStore.spill`` pages out besides its maps, by rules of its own (``attach``)."""
+
+    stats: ColdStats
+
+    def spill(self) -> int: ...
+
+
 class ColdStore:
     """One SQLite file of spilled values for a run, one table per ``ColdMap``.
 
@@ -479,6 +487,7 @@ class ColdStore:
             self._db.execute("PRAGMA " + pragma)
         self._cur = self._db.cursor()  # one for every read: a cursor per read costs ~1 us
         self.maps: list[ColdMap[Any, Any]] = []
+        self.parts: dict[str, Spills] = {}  # ``attach``
         self._read_sql: dict[str, str] = {}
         self._write_sql: dict[str, str] = {}
         # Objects values share on purpose (``share``), by identity: ``_ids[id(obj)]`` is obj's
@@ -624,9 +633,7 @@ class ColdStore:
         calls: more keeps values that are used again soon in memory (no write, no read back).
         ``codec``: the keys are mostly one form of numbered id, minted roughly in sequence (see
         the module's notes)."""
-        if not name.replace("_", "").isalnum() or name in self._read_sql:
-            raise ValueError(f"cold map name {name!r}: must be unique and made of letters, digits and _")
-        db = self._conn()
+        db = self._claim(name)
         # No declared type on k: SQLite keeps ints as ints and strs as text, so both key kinds work.
         db.execute(f"CREATE TABLE {name} (k PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID")
         self._read_sql[name] = f"SELECT v FROM {name} WHERE k = ?"
@@ -634,6 +641,19 @@ class ColdStore:
         m: ColdMap[Any, Any] = ColdMap(self, name, dumps, loads, can_spill, idle_spills, codec)
         self.maps.append(m)
         return m
+
+    def attach(self, name: str, part: Spills) -> sqlite3.Connection:
+        """Page ``part`` out with the maps: ``spill`` calls ``part.spill()`` and ``stats`` reports
+        ``part.stats`` under ``name``. The part keeps its own tables in this file, named ``name``
+        or starting with ``name + "_"``, through the connection returned."""
+        db = self._claim(name)
+        self.parts[name] = part
+        return db
+
+    def _claim(self, name: str) -> sqlite3.Connection:
+        if not name.replace("_", "").isalnum() or name in self._read_sql or name in self.parts:
+            raise ValueError(f"cold map name {name!r}: must be unique and made of letters, digits and _")
+        return self._conn()
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
@@ -656,10 +676,11 @@ class ColdStore:
 
     def spill(self) -> int:
         """Page out every map's idle values; returns how many were written."""
-        return sum(m.spill() for m in self.maps)
+        return sum(m.spill() for m in self.maps) + sum(p.spill() for p in self.parts.values())
 
     def stats(self) -> dict[str, dict[str, int]]:
-        return {m._table: m.stats.as_dict() for m in self.maps}
+        out = {m._table: m.stats.as_dict() for m in self.maps}
+        return out | {name: p.stats.as_dict() for name, p in self.parts.items()}
 
     def close(self) -> None:
         """Release the file. Maps with spilled values cannot read them afterwards."""

@@ -172,6 +172,10 @@ def _use_cold(world: World) -> None:
     use = getattr(world.runtime.store, "use_cold", None)
     if use is not None:
         use(world.cold, keys=state_keys)
+    for system, gw in world.gateways.items():
+        use = getattr(getattr(gw, "store", None), "use_cold", None)
+        if use is not None:
+            use(world.cold, f"idempotency_{system}")
 
 
 def build(scenario: Scenario, cold: bool = False, cold_dir: str | None = None) -> World:
@@ -299,6 +303,9 @@ def _purge(world: World) -> None:
     if world.cold is not None and world.env.now + 1e-6 >= world.spill_at:
         world.spill_at = world.env.now + world.spill_every
         world.cold.spill()
+        # What paging freed sits in glibc's heap between live blocks; handed back, it is not
+        # under the next pickup's peak (~3 % of a cold child's peak at 30-60k orders).
+        release_memory()
 
 
 def _exceptions(runtime: Any) -> pd.DataFrame:

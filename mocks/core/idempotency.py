@@ -15,11 +15,15 @@ import hashlib
 import json
 import marshal
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from mocks.coldmap import ColdStats
 from mocks.core.base import Response, error
+
+if TYPE_CHECKING:
+    from mocks.coldmap import ColdStore
 
 # One encoder for every request: ``json.dumps`` with options builds a new one per call.
 _ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
@@ -100,29 +104,163 @@ def _pack(head: bytes, resp: Response) -> _Record:
         return head, resp
 
 
+def _created(rec: _Record) -> float:
+    return _CREATED.unpack_from(rec if type(rec) is bytes else rec[0])[0]  # type: ignore[no-any-return]
+
+
+class _ColdRecords:
+    """The records of an ``IdempotencyStore`` that went a whole spill interval (an hour of a
+    virtual run) since they were made, in a table of the run's cold file (``use_cold``).
+
+    A surge holds every keyed request of the last 24 h: ~0.5 records per order of a quarter at
+    its peak, ~0.6 KB each in memory (record, key tuple, dict slot). A retry or a duplicate comes
+    within minutes, so an hour-old record is seldom read again, yet it must stay until the ttl.
+    Order is kept exactly: records are made in time order, the oldest go out first and keep their
+    sequence here, so the store's oldest record is this table's first while it has any."""
+
+    def __init__(self, owner: IdempotencyStore, store: ColdStore, name: str) -> None:
+        self.owner = owner
+        self.stats = ColdStats()
+        self.n = 0  # rows
+        self._seq = 0
+        self._mark = float("-inf")  # the newest record in memory at the previous spill
+        # Records completed out here with a response kept as objects (``_pack``; the cores' never
+        # are): kept as they are, their rows holding their place.
+        self.objects: dict[tuple[str, str], _Record] = {}
+        db = self.db = store.attach(name, self)
+        db.execute(
+            f"CREATE TABLE {name} (client TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL,"
+            " created REAL NOT NULL, rec BLOB NOT NULL, PRIMARY KEY (client, key))"
+            " WITHOUT ROWID"
+        )
+        db.execute(f"CREATE INDEX {name}_seq ON {name} (seq)")
+        db.execute(f"CREATE INDEX {name}_created ON {name} (created)")
+        self._get = f"SELECT rec FROM {name} WHERE client = ? AND key = ?"
+        self._del = f"DELETE FROM {name} WHERE client = ? AND key = ?"
+        self._put = f"UPDATE {name} SET rec = ? WHERE client = ? AND key = ?"
+        self._add = f"INSERT INTO {name} (client, key, seq, created, rec) VALUES (?, ?, ?, ?, ?)"
+        self._oldest = f"SELECT client, key FROM {name} ORDER BY seq LIMIT 1"
+        # The index narrows to rows made before ``?1``; the ttl test is the store's own expression.
+        self._purge = f"DELETE FROM {name} WHERE created < ?1 AND ?2 - created > ?3"
+        self._clear = f"DELETE FROM {name}"
+
+    def get(self, k: tuple[str, str]) -> _Record | None:
+        row = self.db.execute(self._get, k).fetchone()
+        if row is None:
+            return None
+        self.stats.loaded += 1
+        return self.objects.get(k) or bytes(row[0])
+
+    def delete(self, k: tuple[str, str]) -> None:
+        self.objects.pop(k, None)
+        self.n -= self.db.execute(self._del, k).rowcount
+
+    def put(self, k: tuple[str, str], rec: _Record) -> None:
+        """Replace a record, keeping its place."""
+        if type(rec) is bytes:
+            self.objects.pop(k, None)
+            self.db.execute(self._put, (rec, *k))
+        else:
+            self.objects[k] = rec
+
+    def pop_oldest(self) -> None:
+        row = self.db.execute(self._oldest).fetchone()
+        if row is not None:
+            self.delete((row[0], row[1]))
+
+    def purge(self, now: float, ttl: float) -> int:
+        for k, rec in list(self.objects.items()):
+            if now - _created(rec) > ttl:  # its row goes below: the same creation time
+                del self.objects[k]
+        gone = self.db.execute(self._purge, (now - ttl + 1.0, now, ttl)).rowcount
+        self.n -= gone
+        return int(gone)
+
+    def clear(self) -> None:
+        self.db.execute(self._clear)
+        self.objects.clear()
+        self.n = 0
+
+    def spill(self) -> int:
+        """Write out the records made before the previous spill: the front of the owner's dict."""
+        records, mark = self.owner._records, self._mark
+        rows = []
+        for k, rec in records.items():
+            # A record kept as objects stays, and so do all after it (order): a copy of its
+            # objects could differ from them (a set rebuilt), and the cores' responses all pack.
+            if type(rec) is not bytes:
+                break
+            created = _created(rec)
+            if created > mark:
+                break
+            self._seq += 1
+            rows.append((*k, self._seq, created, rec))
+        if records:
+            self._mark = _created(next(reversed(records.values())))
+        if rows:
+            self.db.execute("BEGIN")
+            self.db.executemany(self._add, rows)
+            self.db.execute("COMMIT")
+            for row in rows:
+                del records[(row[0], row[1])]
+            self.n += len(rows)
+            self.stats.spilled += len(rows)
+            self.stats.bytes += sum(len(row[4]) for row in rows)
+        return len(rows)
+
+
 class IdempotencyStore:
     def __init__(self, ttl: float = 86400.0, max_keys: int = 1_000_000) -> None:
         self.ttl = ttl
         self.max_keys = max_keys
+        # In the order they were made (so in creation time): the oldest first.
         self._records: dict[tuple[str, str], _Record] = {}
+        self._cold: _ColdRecords | None = None
         self.replays = 0
         self.conflicts = 0
         self.mismatches = 0
 
+    def use_cold(self, store: ColdStore, name: str) -> None:
+        """Virtual runs: records an hour old page out to ``store`` (``_ColdRecords``), table ``name``."""
+        self._cold = _ColdRecords(self, store, name)
+
+    def __len__(self) -> int:
+        return len(self._records) + (self._cold.n if self._cold is not None else 0)
+
+    def _find(self, k: tuple[str, str]) -> tuple[_Record | None, bool]:
+        """The record of ``k`` and whether it is in the cold table."""
+        rec = self._records.get(k)
+        cold = self._cold
+        if rec is None and cold is not None and cold.n:
+            rec = cold.get(k)
+            return rec, rec is not None
+        return rec, False
+
+    def _drop(self, k: tuple[str, str], in_cold: bool) -> None:
+        if in_cold:
+            self._cold.delete(k)  # type: ignore[union-attr]
+        else:
+            del self._records[k]
+
     def begin(self, client: str, key: str, fp: bytes, now: float) -> Response | None:
         """None: go ahead and process (then ``complete`` or ``abandon``). Otherwise the answer.
         ``fp``: the request's ``fingerprint`` (any bytes shorter than 256)."""
-        rec = self._records.get((client, key))
+        k = (client, key)
+        rec, in_cold = self._find(k)
         if rec is not None:
             head = rec if type(rec) is bytes else rec[0]
             if now - _CREATED.unpack_from(head)[0] > self.ttl:
-                del self._records[(client, key)]
+                self._drop(k, in_cold)
                 rec = None
         if rec is None:
-            if len(self._records) >= self.max_keys:
+            if len(self) >= self.max_keys:
                 # Evict the oldest (dicts keep insertion order): bounded memory in long live runs.
-                self._records.pop(next(iter(self._records)))
-            self._records[(client, key)] = _head(fp, now)
+                cold = self._cold
+                if cold is not None and cold.n:
+                    cold.pop_oldest()
+                else:
+                    self._records.pop(next(iter(self._records)))
+            self._records[k] = _head(fp, now)
             return None
         end = _FP_AT + head[_CREATED.size]
         if head[_FP_AT:end] != fp:
@@ -148,21 +286,28 @@ class IdempotencyStore:
         return Response(r.status, r.body, {**r.headers, "idempotent-replayed": "true"})
 
     def complete(self, client: str, key: str, resp: Response) -> None:
-        rec = self._records.get((client, key))
+        k = (client, key)
+        rec, in_cold = self._find(k)
         if rec is None:
             return
         if resp.status >= 500 or resp.status in (401, 403, 408, 409, 429):
             # Failures that are not the outcome of processing (auth, overload, conflicts) are not
             # stored: the client may retry, e.g. with a refreshed token.
-            del self._records[(client, key)]
+            self._drop(k, in_cold)
         else:
             # Completing a completed record (a request that outlived the ttl while a new one took
             # its key) replaces its response, as it always did; the record keeps its place.
             head = rec if type(rec) is bytes else rec[0]
-            self._records[(client, key)] = _pack(head[: _FP_AT + head[_CREATED.size]], resp)
+            done = _pack(head[: _FP_AT + head[_CREATED.size]], resp)
+            if in_cold:
+                self._cold.put(k, done)  # type: ignore[union-attr]
+            else:
+                self._records[k] = done
 
     def abandon(self, client: str, key: str) -> None:
-        self._records.pop((client, key), None)
+        k = (client, key)
+        if self._records.pop(k, None) is None and self._cold is not None and self._cold.n:
+            self._cold.delete(k)
 
     def purge(self, now: float) -> int:
         """Drop the records older than ``ttl`` at ``now`` (``begin`` would treat them as absent
@@ -171,12 +316,15 @@ class IdempotencyStore:
         its response, for nothing."""
         expired = []
         for k, rec in self._records.items():
-            if now - _CREATED.unpack_from(rec if type(rec) is bytes else rec[0])[0] <= self.ttl:
+            if now - _created(rec) <= self.ttl:
                 break
             expired.append(k)
         for k in expired:
             del self._records[k]
-        return len(expired)
+        cold = self._cold
+        return len(expired) + (cold.purge(now, self.ttl) if cold is not None and cold.n else 0)
 
     def clear(self) -> None:
         self._records.clear()
+        if self._cold is not None:
+            self._cold.clear()
