@@ -307,25 +307,19 @@ class ColdMap(MutableMapping[K, V], Generic[K, V]):
 
     def get(self, key: K, default: Any = None) -> Any:
         vals = self._vals
-        if vals is not None:
-            n = self._codec.number(key)  # type: ignore[union-attr]
-            if n is not None:
-                i = n - self._first
-                if not 0 <= i < len(vals):
-                    return default
-                value = vals[i]
-                if value is _ABSENT:
-                    return default
-                if value is COLD:
-                    value = self._load_at(n)
-                self._touched.add(n)
-                return value
-        value = self._d.get(key, _MISSING)
-        if value is _MISSING:
+        n = None if vals is None else self._codec.number(key)  # type: ignore[union-attr]
+        if n is not None:
+            i = n - self._first
+            value = vals[i] if 0 <= i < len(vals) else _ABSENT  # type: ignore[arg-type, index]
+            slot, load = n, self._load_at
+        else:
+            value = self._d.get(key, _ABSENT)
+            slot, load = key, self._load
+        if value is _ABSENT:
             return default
         if value is COLD:
-            value = self._load(key)
-        self._touched.add(key)
+            value = load(slot)
+        self._touched.add(slot)
         return value
 
     def __contains__(self, key: object) -> bool:
